@@ -1,0 +1,1 @@
+"""Deep Learning from Scratch."""

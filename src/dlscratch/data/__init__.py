@@ -1,0 +1,16 @@
+r"""Data: download with checksum and cache, the text corpora, batching."""
+
+from .download import CACHE_ENV, DATA_ENV, REGISTRY, DataFile, cache_dir, fetch, sha256_of
+from .text import load_names, load_shakespeare
+
+__all__ = [
+    "CACHE_ENV",
+    "DATA_ENV",
+    "REGISTRY",
+    "DataFile",
+    "cache_dir",
+    "fetch",
+    "sha256_of",
+    "load_names",
+    "load_shakespeare",
+]

@@ -1,0 +1,159 @@
+r"""Exercise checkers for chapter 11, "Attention from scratch" (topic prefix ``attention.``).
+
+Every checker recomputes the answer independently (plain loops, Python's ``math`` and torch's
+own softmax, never the chapter's functions) and raises :class:`AssertionError` with a hint when
+the reader's answer differs. The reference solutions live in the tests, not here and not on the
+page.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from .core import exercise
+
+__all__ = [
+    "PREDICT_Q",
+    "PREDICT_K",
+    "LOGIT_SCALE_D",
+    "LOGIT_SCALE_VAR_Q",
+    "LOGIT_SCALE_VAR_K",
+    "check_causal_mask",
+    "check_predict_weights",
+    "check_padding_mask",
+    "check_logit_scale",
+]
+
+# attention.predict_weights: causal self-attention weights softmax(Q K^T / sqrt(4)) with these
+PREDICT_Q = ((0.0, 4.0, 0.0, 0.0), (2.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0))  # (T=3, hs=4)
+PREDICT_K = ((1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0), (-1.0, 0.0, 0.0, 0.0))  # (S=3, hs=4)
+
+# attention.logit_scale: head size and the variances of the query and key entries
+LOGIT_SCALE_D = 64
+LOGIT_SCALE_VAR_Q = 4.0
+LOGIT_SCALE_VAR_K = 1.0
+
+
+def _callable(answer: Any, what: str) -> None:
+    if not callable(answer):
+        raise AssertionError(f"pass your function itself ({what}), not {type(answer).__name__}.")
+
+
+@exercise("attention.causal_mask")
+def check_causal_mask(answer: Any) -> None:
+    r"""``answer(T)`` must return the ``(T, T)`` bool mask, ``True`` where query i may see key j."""
+    _callable(answer, "my_causal_mask")
+    for T in (4, 1, 2, 7):  # a telling size first: for T = 1 several wrong masks coincide
+        got = answer(T)
+        if not isinstance(got, torch.Tensor):
+            raise AssertionError(f"my_causal_mask({T}) should return a torch.Tensor, got {type(got).__name__}.")
+        if tuple(got.shape) != (T, T):
+            raise AssertionError(f"my_causal_mask({T}) should have shape ({T}, {T}), got {tuple(got.shape)}.")
+        if got.dtype != torch.bool:
+            raise AssertionError(f"the mask must be a bool tensor, got dtype {got.dtype}; compare with <=, or .bool().")
+        want = torch.tensor([[j <= i for j in range(T)] for i in range(T)], dtype=torch.bool)
+        got = got.cpu()
+        if torch.equal(got, want):
+            continue
+        if torch.equal(got, ~want):
+            raise AssertionError("your mask is True where attention is *blocked*; here True means 'may attend'.")
+        if torch.equal(got, want.T):
+            raise AssertionError("rows are queries and columns keys: query i may see keys j <= i (lower triangle).")
+        if torch.equal(got, want & ~torch.eye(T, dtype=torch.bool)):
+            raise AssertionError("a token may attend to itself: keep the diagonal.")
+        raise AssertionError(f"my_causal_mask({T}) is wrong: entry (i, j) should be True exactly when j <= i.")
+
+
+def _as_matrix(answer: Any, shape: tuple[int, int]) -> torch.Tensor:
+    try:
+        got = torch.as_tensor(answer, dtype=torch.float64).cpu()
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise AssertionError(f"give a {shape} tensor or a nested list of numbers, got {answer!r}.") from err
+    if tuple(got.shape) != shape:
+        raise AssertionError(f"the weights form a {shape} matrix (queries x keys), got shape {tuple(got.shape)}.")
+    return got
+
+
+@exercise("attention.predict_weights")
+def check_predict_weights(answer: Any) -> None:
+    r"""The causal attention weights for ``PREDICT_Q`` and ``PREDICT_K`` (default scale)."""
+    got = _as_matrix(answer, (3, 3))
+    hs = len(PREDICT_Q[0])
+
+    def weights(scale: float, causal: bool) -> torch.Tensor:
+        rows = []
+        for i, q in enumerate(PREDICT_Q):
+            keys = range(i + 1) if causal else range(len(PREDICT_K))
+            logits = {j: scale * sum(a * b for a, b in zip(q, PREDICT_K[j])) for j in keys}
+            z = sum(math.exp(s) for s in logits.values())
+            rows.append([math.exp(logits[j]) / z if j in logits else 0.0 for j in range(len(PREDICT_K))])
+        return torch.tensor(rows, dtype=torch.float64)
+
+    want = weights(1 / math.sqrt(hs), causal=True)
+    if torch.allclose(got, want, atol=1e-3, rtol=0):
+        return
+    if not torch.allclose(got.sum(-1), torch.ones(3, dtype=torch.float64), atol=1e-3):
+        raise AssertionError(f"each row is a softmax, so it must sum to 1; your rows sum to {got.sum(-1).tolist()}.")
+    if got.triu(1).abs().max() > 1e-3:
+        raise AssertionError("the attention is causal: query i gets zero weight on keys j > i (upper triangle).")
+    if torch.allclose(got, weights(1.0, causal=True), atol=1e-3, rtol=0):
+        raise AssertionError(f"you forgot the scale: divide the dot products by sqrt(hs) = sqrt({hs}) first.")
+    raise AssertionError(
+        "not quite. For each query compute q . k_j / sqrt(hs) for the allowed keys j <= i, then softmax "
+        "that row (a zero query gives equal logits)."
+    )
+
+
+@exercise("attention.padding_mask")
+def check_padding_mask(answer: Any) -> None:
+    r"""``answer(q, k, v, lengths)``: attention where keys at positions ``>= lengths[b]`` get weight 0."""
+    _callable(answer, "attention_with_padding")
+    gen = torch.Generator().manual_seed(11)
+    B, T, S, hs, hs_v = 3, 4, 5, 8, 2
+    q = torch.randn(B, T, hs, generator=gen, dtype=torch.float64)
+    k = torch.randn(B, S, hs, generator=gen, dtype=torch.float64)
+    v = torch.randn(B, S, hs_v, generator=gen, dtype=torch.float64)
+    lengths = torch.tensor([5, 3, 1])
+    want = torch.stack(
+        [torch.softmax(q[b] @ k[b, :L].T / math.sqrt(hs), dim=-1) @ v[b, :L] for b, L in enumerate(lengths.tolist())]
+    )  # (B, T, hs_v): keys past the length simply do not exist
+    got = answer(q.clone(), k.clone(), v.clone(), lengths.clone())
+    if isinstance(got, tuple):
+        raise AssertionError("return only the output tensor (B, T, hs_v), not a tuple; take [0] of sdpa's result.")
+    if not isinstance(got, torch.Tensor):
+        raise AssertionError(f"return a torch.Tensor, got {type(got).__name__}.")
+    if tuple(got.shape) != tuple(want.shape):
+        raise AssertionError(f"the output should have shape (B, T, hs_v) = {tuple(want.shape)}: got {tuple(got.shape)}")
+    got = got.detach().cpu().to(torch.float64)
+    if torch.isnan(got).any():
+        raise AssertionError("your output has nan: some query row lost every key. Mask keys j >= length only.")
+    if torch.allclose(got, want, atol=1e-8, rtol=1e-6):
+        return
+    unmasked = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(hs), dim=-1) @ v
+    if torch.allclose(got, unmasked, atol=1e-8, rtol=1e-6):
+        raise AssertionError("your output ignores `lengths`: padded keys still receive attention weight.")
+    raise AssertionError(
+        "not quite. Build a (B, 1, S) bool mask, True where key position j < lengths[b], so it broadcasts over "
+        "the T queries, and set the blocked logits to -inf before the softmax."
+    )
+
+
+@exercise("attention.logit_scale")
+def check_logit_scale(answer: Any) -> None:
+    r"""The logit scale that gives unit-variance logits for the given head size and variances."""
+    if isinstance(answer, torch.Tensor):
+        answer = answer.item()
+    if not isinstance(answer, (int, float)) or isinstance(answer, bool):
+        raise AssertionError(f"give the scale as a number, got {answer!r}.")
+    var_logit = LOGIT_SCALE_D * LOGIT_SCALE_VAR_Q * LOGIT_SCALE_VAR_K  # Var(sum_i q_i k_i) for independent entries
+    want = 1 / math.sqrt(var_logit)
+    if math.isclose(answer, want, rel_tol=1e-3):
+        return
+    if math.isclose(answer, 1 / math.sqrt(LOGIT_SCALE_D), rel_tol=1e-3):
+        raise AssertionError("1/sqrt(d) assumes unit-variance entries; here the query entries have variance 4.")
+    if math.isclose(answer, 1 / var_logit, rel_tol=1e-3):
+        raise AssertionError("multiplying a logit by s multiplies its variance by s**2, not by s.")
+    raise AssertionError("first compute Var(q . k) for independent zero-mean entries, then pick s with s**2 Var = 1.")

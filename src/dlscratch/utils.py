@@ -1,0 +1,95 @@
+r"""Device selection, seeding and presets shared by every chapter.
+
+The book runs on a laptop CPU by default and scales up when CUDA is present. Nothing in the
+package assumes a GPU: code asks :func:`device` which hardware to use and :func:`pick_preset`
+which configuration fits it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+__all__ = ["device", "seed_everything", "pick_preset", "in_ci", "progress_enabled"]
+
+T = TypeVar("T")
+
+_DEVICE_ENV = "DLSCRATCH_DEVICE"
+
+
+def device() -> torch.device:
+    r"""Return the device the book's code should run on.
+
+    ``cuda`` when a CUDA GPU is available, else ``cpu``. The environment variable
+    ``DLSCRATCH_DEVICE`` overrides the choice (for example ``DLSCRATCH_DEVICE=cpu`` on a GPU
+    machine to reproduce the CPU preset).
+
+    Returns:
+        The selected :class:`torch.device`.
+
+    Raises:
+        ValueError: if ``DLSCRATCH_DEVICE`` names a device torch does not know, or asks for
+            ``cuda`` on a machine without CUDA.
+    """
+    requested = os.environ.get(_DEVICE_ENV, "").strip()
+    if requested:
+        try:
+            dev = torch.device(requested)
+        except RuntimeError as err:
+            raise ValueError(
+                f"{_DEVICE_ENV}={requested!r} is not a valid torch device "
+                "(expected e.g. 'cpu', 'cuda' or 'cuda:0')"
+            ) from err
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"{_DEVICE_ENV}={requested!r} but CUDA is not available on this machine")
+        return dev
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    r"""Seed Python, NumPy and torch (CPU and CUDA) and return a seeded CPU generator.
+
+    Args:
+        seed: any non-negative integer.
+
+    Returns:
+        A :class:`torch.Generator` seeded with ``seed``, for code that wants an explicit stream
+        of random numbers independent of the global one.
+    """
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def pick_preset(cpu: T, gpu: T, dev: torch.device | None = None) -> T:
+    r"""Choose between a CPU preset (the one CI runs) and a bigger GPU preset.
+
+    Args:
+        cpu: the configuration sized for a 2-core CPU.
+        gpu: the configuration sized for one modern GPU.
+        dev: the device to decide for; :func:`device` when omitted.
+
+    Returns:
+        ``gpu`` when ``dev`` is a CUDA device, else ``cpu``.
+    """
+    dev = device() if dev is None else dev
+    return gpu if dev.type == "cuda" else cpu
+
+
+def in_ci() -> bool:
+    r"""Whether the code runs in a non-interactive build (``CI`` set, or inside the book build)."""
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"} or bool(
+        os.environ.get("DLSCRATCH_BOOK_BUILD")
+    )
+
+
+def progress_enabled() -> bool:
+    r"""Whether long loops should draw a progress bar: interactively yes, in the built book no."""
+    return not in_ci()

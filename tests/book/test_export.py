@@ -1,0 +1,85 @@
+"""The Colab export: valid notebooks, MyST rewritten into Markdown that Colab renders."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+from booktools import ROOT, chapter_paths, setup_cell_source
+from colab_export import Converter, ExportError, export_chapter
+
+MYST_LEFTOVER = re.compile(r"\{[\w:-]+\}`|^\s*(```|:::)\{", re.M)
+CODE_BLOCK = re.compile(r"^```[\w-]*\n.*?^```$", re.M | re.S)  # included code may hold reST roles
+
+
+@pytest.mark.parametrize("md", chapter_paths(), ids=lambda p: p.stem)
+def test_exported_chapter_is_valid_and_plain(md: Path) -> None:
+    nb = export_chapter(md)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code[0].source == setup_cell_source()
+    assert all(c.outputs == [] and c.execution_count is None for c in code)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            prose = CODE_BLOCK.sub("", cell.source)
+            assert not MYST_LEFTOVER.search(prose), f"MyST syntax left in {md.name}:\n{prose[:400]}"
+
+
+def _convert(text: str, tmp_path: Path) -> str:
+    conv = Converter(tmp_path / "book" / "x" / "ch.md")
+    conv.number_equations([text])
+    return conv.convert(text)
+
+
+def test_math_labels_and_references(tmp_path: Path) -> None:
+    text = textwrap.dedent(
+        """\
+        ```{math}
+        :label: eq-a
+        a = b
+        ```
+
+        and
+
+        ```{math}
+        :label: eq-b
+        x &= 1 \\\\
+        y &= 2
+        ```
+
+        By {eq}`eq-b` and {eq}`eq-a`, done.
+        """
+    )
+    out = _convert(text, tmp_path)
+    assert "a = b \\tag{1}" in out
+    assert "\\begin{aligned}" in out and "\\tag{2}" in out
+    assert "By (2) and (1), done." in out
+
+
+def test_admonition_and_roles(tmp_path: Path) -> None:
+    text = "```{note}\nSoftmax is $\\exp$ normalised, see {cite}`vaswani2017attention`.\n```\n(sec-x)=\nUse {py:func}`torch.softmax`."
+    out = _convert(text, tmp_path)
+    assert out.startswith("> **Note.**")
+    assert "> Softmax is $\\exp$ normalised, see (Vaswani et al., 2017)." in out
+    assert "(sec-x)=" not in out and "Use `torch.softmax`." in out
+
+
+def test_literalinclude_pyobject(tmp_path: Path) -> None:
+    conv = Converter(ROOT / "book" / "part1_foundations" / "ch.md")
+    out = conv.convert("```{literalinclude} ../../src/dlscratch/utils.py\n:language: python\n:pyobject: pick_preset\n```")
+    assert "```python" in out and "def pick_preset(" in out and "return gpu if" in out
+    assert "def device(" not in out
+
+
+def test_unknown_constructs_fail_loudly(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="glue"):
+        _convert("```{glue} x\n```", tmp_path)
+    with pytest.raises(ExportError, match="eq-missing"):
+        _convert("see {eq}`eq-missing`", tmp_path)
+    with pytest.raises(ExportError, match="nokey"):
+        _convert("{cite}`nokey`", tmp_path)
+    with pytest.raises(ExportError, match="unclosed"):
+        _convert("```{note}\nnever closed", tmp_path)

@@ -1,0 +1,50 @@
+"""softmax / log_softmax against torch: values and every gradient, in float64."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dlscratch.layers import log_softmax, softmax
+from tests.helpers import assert_same_forward_backward
+
+
+@pytest.mark.parametrize("shape", [(1,), (7,), (3, 5), (2, 4, 6)])
+@pytest.mark.parametrize("dim", [-1, 0])
+def test_softmax_matches_torch(shape: tuple[int, ...], dim: int) -> None:
+    x = torch.randn(shape, dtype=torch.float64)
+    assert_same_forward_backward(lambda t: softmax(t, dim=dim), lambda t: torch.softmax(t, dim=dim), [x])
+
+
+@pytest.mark.parametrize("shape", [(1,), (7,), (3, 5), (2, 4, 6)])
+@pytest.mark.parametrize("dim", [-1, 0])
+def test_log_softmax_matches_torch(shape: tuple[int, ...], dim: int) -> None:
+    x = torch.randn(shape, dtype=torch.float64)
+    assert_same_forward_backward(lambda t: log_softmax(t, dim=dim), lambda t: torch.log_softmax(t, dim=dim), [x])
+
+
+def test_huge_logits_stay_finite() -> None:
+    x = torch.tensor([[1000.0, 0.0, -1000.0], [1e300, 1e300, -1e300]], dtype=torch.float64)
+    p, lp = softmax(x), log_softmax(x)
+    assert torch.isfinite(p).all() and torch.isfinite(lp).all()
+    torch.testing.assert_close(p, torch.softmax(x, dim=-1))
+    torch.testing.assert_close(lp, torch.log_softmax(x, dim=-1))
+    # the naive formula overflows where ours does not
+    assert torch.isnan(torch.exp(x) / torch.exp(x).sum(-1, keepdim=True)).any()
+    assert_same_forward_backward(softmax, lambda t: torch.softmax(t, dim=-1), [x[:1]])
+    assert_same_forward_backward(log_softmax, lambda t: torch.log_softmax(t, dim=-1), [x[:1]])
+
+
+def test_minus_inf_gets_zero_weight() -> None:
+    x = torch.tensor([0.0, float("-inf"), 1.0], dtype=torch.float64)
+    p = softmax(x)
+    assert p[1] == 0 and torch.isclose(p.sum(), torch.tensor(1.0, dtype=torch.float64))
+    torch.testing.assert_close(p, torch.softmax(x, dim=-1))
+
+
+def test_rows_sum_to_one_and_shift_invariant() -> None:
+    x = torch.randn(4, 9, dtype=torch.float64)
+    p = softmax(x)
+    torch.testing.assert_close(p.sum(-1), torch.ones(4, dtype=torch.float64))
+    torch.testing.assert_close(softmax(x + 123.0), p)
+    torch.testing.assert_close(log_softmax(x).exp(), p)

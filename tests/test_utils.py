@@ -1,0 +1,40 @@
+"""Device selection, seeding and presets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dlscratch.utils import device, pick_preset, seed_everything
+
+
+def test_device_default_and_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DLSCRATCH_DEVICE", raising=False)
+    assert device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setenv("DLSCRATCH_DEVICE", "cpu")
+    assert device() == torch.device("cpu")
+
+
+def test_device_bad_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DLSCRATCH_DEVICE", "tpu9")
+    with pytest.raises(ValueError, match="'tpu9'"):
+        device()
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("DLSCRATCH_DEVICE", "cuda")
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            device()
+
+
+def test_seed_reproducible() -> None:
+    g1 = seed_everything(7)
+    a = torch.randn(5), torch.randn(3, generator=g1)
+    g2 = seed_everything(7)
+    b = torch.randn(5), torch.randn(3, generator=g2)
+    torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="-1"):
+        seed_everything(-1)
+
+
+def test_pick_preset() -> None:
+    assert pick_preset("small", "big", torch.device("cpu")) == "small"
+    assert pick_preset("small", "big", torch.device("cuda")) == "big"

@@ -1,0 +1,73 @@
+"""Shared helpers for the build tools: the book's configuration, its chapters, the Colab cell.
+
+The repository URL lives in ``_config.yml`` only; everything here derives from it.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+JUPYTEXT_KEYS = ("format_name: myst", "kernelspec:")
+
+
+@cache
+def config() -> dict[str, Any]:
+    """The parsed ``_config.yml``."""
+    return yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+
+
+def repo_url() -> str:
+    """The repository URL, e.g. ``https://github.com/owner/name`` (no trailing slash)."""
+    return str(config()["repository"]["url"]).rstrip("/")
+
+
+def colab_branch() -> str:
+    """The branch the Colab buttons open (where CI publishes the exported notebooks)."""
+    return str(config()["repository"].get("branch", "main"))
+
+
+def setup_cell_source() -> str:
+    """The exact source of every chapter's first (hidden) code cell."""
+    return (
+        "# Colab setup: in Google Colab, install this book's package (elsewhere this cell does nothing).\n"
+        "import sys\n"
+        "\n"
+        'if "google.colab" in sys.modules:\n'
+        f'    %pip install --quiet "dlscratch @ git+{repo_url()}"'
+    )
+
+
+def toc_docnames() -> list[str]:
+    """Every docname listed in ``_toc.yml``, in reading order."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    names: list[str] = [toc["root"]]
+
+    def walk(entries: list[dict[str, Any]]) -> None:
+        for entry in entries:
+            if "file" in entry:
+                names.append(entry["file"])
+            for key in ("chapters", "sections"):
+                if key in entry:
+                    walk(entry[key])
+
+    walk(toc.get("parts", []))
+    walk(toc.get("chapters", []))
+    return names
+
+
+def is_notebook(path: Path) -> bool:
+    """Whether a ``.md`` file is a MyST notebook (jupytext header and kernelspec)."""
+    head = path.read_text(encoding="utf-8").split("\n---", 2)[0]
+    return path.read_text(encoding="utf-8").startswith("---") and all(k in head for k in JUPYTEXT_KEYS)
+
+
+def chapter_paths() -> list[Path]:
+    """The ``.md`` notebooks of the table of contents (the executed chapters)."""
+    paths = [ROOT / f"{name}.md" for name in toc_docnames()]
+    return [p for p in paths if p.is_file() and is_notebook(p)]

@@ -1,0 +1,205 @@
+"""Checks on the built website, run after ``make book`` (``make check-site``).
+
+1. **Colab links.** Every chapter page has a Colab button, and every Colab href in the built HTML
+   points (through the repository URL and branch of ``_config.yml``) at an exported notebook that
+   exists next to its chapter and is a valid notebook.
+2. **Simulated Colab.** One exported notebook runs top to bottom in a fresh virtual environment
+   that has PyTorch and Jupyter but not ``dlscratch``. A stub ``google.colab`` module is imported
+   at start-up, as in Colab, so the notebook's first cell installs the package; git is told to
+   fetch the repository URL from this checkout's committed HEAD, so nothing but that cell provides
+   ``dlscratch``.
+3. **Rendering.** Headless Chromium loads every chapter page from a local server and the DOM it
+   produces must contain MathJax output, and every figure the page shows must exist.
+
+Usage: ``python tools/check_site.py [--skip-colab-run] [--skip-browser]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import nbformat
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from booktools import ROOT, chapter_paths, colab_branch, repo_url  # noqa: E402
+
+HTML = ROOT / "_build" / "html"
+SIM_NOTEBOOK = "book/part1_foundations/ch01_pytorch_essentials.ipynb"
+# what the simulated Colab runtime has preinstalled (Colab ships these; dlscratch it does not)
+SIM_PACKAGES = ["torch==2.13.0", "numpy", "matplotlib", "tqdm", "ipykernel", "nbclient", "nbformat", "pyyaml"]
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+        self.imgs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "a" and a.get("href"):
+            self.hrefs.append(a["href"] or "")
+        if tag == "img" and a.get("src"):
+            self.imgs.append(a["src"] or "")
+
+
+def _page(doc: Path) -> Path:
+    return HTML / doc.relative_to(ROOT).with_suffix(".html")
+
+
+def check_colab_links() -> list[str]:
+    errors: list[str] = []
+    owner_repo = urlparse(repo_url()).path.strip("/")
+    prefix = f"https://colab.research.google.com/github/{owner_repo}/blob/{colab_branch()}/"
+    chapters = {_page(p) for p in chapter_paths()}
+    n_links = 0
+    for page in sorted(HTML.rglob("*.html")):
+        parser = _Links()
+        parser.feed(page.read_text(encoding="utf-8"))
+        colab = [h for h in parser.hrefs if "colab.research.google.com" in h]
+        if page in chapters and not colab:
+            errors.append(f"{page.relative_to(ROOT)}: chapter page without a Colab button")
+        for href in colab:
+            n_links += 1
+            if not href.startswith(prefix):
+                errors.append(f"{page.relative_to(ROOT)}: Colab link {href} does not start with {prefix}")
+                continue
+            target = ROOT / unquote(href[len(prefix) :])
+            if target.suffix != ".ipynb" or not target.is_file():
+                errors.append(f"{page.relative_to(ROOT)}: Colab link {href} has no exported notebook {target}")
+                continue
+            nbformat.validate(nbformat.read(target, as_version=4))
+    print(f"colab links: {n_links} checked on {len(chapters)} chapter pages")
+    return errors
+
+
+def simulate_colab(notebook: str) -> list[str]:
+    """Run one exported notebook in a fresh venv where only its install cell provides dlscratch."""
+    if subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src", "pyproject.toml"],
+                      capture_output=True, text=True, check=True).stdout.strip():
+        print("note: src/ or pyproject.toml has uncommitted changes; the simulated Colab installs HEAD")
+    sim = ROOT / "_build" / "colab-sim"
+    venv = sim / "venv"
+    py = venv / "bin" / "python"
+    if not (venv / ".ready").is_file():
+        shutil.rmtree(sim, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "--quiet", *SIM_PACKAGES], check=True)
+        (venv / ".ready").touch()
+    # start from a venv without dlscratch, every time
+    subprocess.run([str(py), "-m", "pip", "uninstall", "--quiet", "--yes", "dlscratch"], capture_output=True)
+    stub = sim / "stub"
+    shutil.rmtree(stub, ignore_errors=True)
+    (stub / "google" / "colab").mkdir(parents=True)
+    (stub / "google" / "__init__.py").write_text("")
+    (stub / "google" / "colab" / "__init__.py").write_text('"""Stand-in for Colab\'s runtime module."""\n')
+    (stub / "sitecustomize.py").write_text("import google.colab  # Colab imports it before any cell runs\n")
+    gitconfig = sim / "gitconfig"
+    gitconfig.write_text(f'[url "file://{ROOT}"]\n\tinsteadOf = {repo_url()}\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON", "DLSCRATCH_BOOK"))}
+    env.update(
+        PATH=f"{venv / 'bin'}:{env.get('PATH', '')}",
+        PYTHONPATH=str(stub),
+        GIT_CONFIG_GLOBAL=str(gitconfig),
+        GIT_CONFIG_NOSYSTEM="1",
+        MPLBACKEND="agg",
+    )
+    probe = subprocess.run([str(py), "-c", "import dlscratch"], env=env, capture_output=True)
+    if probe.returncode == 0:
+        return ["simulated Colab: dlscratch is importable before the notebook's install cell ran"]
+    runner = (
+        "import sys, nbformat, nbclient\n"
+        "nb = nbformat.read(sys.argv[1], as_version=4)\n"
+        "nbclient.NotebookClient(nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': sys.argv[2]}}).execute()\n"
+        "print(f'executed {len(nb.cells)} cells')\n"
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="colab-sim-"))  # like /content: not the checkout
+    start = time.perf_counter()
+    run = subprocess.run([str(py), "-c", runner, str(ROOT / notebook), str(workdir)], env=env,
+                         capture_output=True, text=True)
+    secs = time.perf_counter() - start
+    if run.returncode != 0:
+        return [f"simulated Colab run of {notebook} failed:\n{run.stdout[-3000:]}\n{run.stderr[-6000:]}"]
+    where = subprocess.run([str(py), "-c", "import dlscratch; print(dlscratch.__file__)"], env=env,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    if not where.startswith(str(venv)):
+        return [f"simulated Colab: dlscratch was imported from {where}, not from the notebook's install"]
+    print(f"simulated colab: {notebook} ran in {secs:.0f} s; dlscratch installed by its first cell at {where}")
+    return []
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def check_rendering() -> list[str]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if chromium is None:
+        return ["chromium not found (Debian: apt-get install chromium)"]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(HTML)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    errors: list[str] = []
+    profile = tempfile.mkdtemp(prefix="chromium-")
+    try:
+        for doc in chapter_paths():
+            page = _page(doc)
+            url = f"http://127.0.0.1:{port}/{page.relative_to(HTML).as_posix()}"
+            dom = subprocess.run(
+                [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={profile}", "--virtual-time-budget=20000", "--dump-dom", url],
+                capture_output=True, text=True, timeout=180,
+            ).stdout
+            n_math = len(re.findall(r"<mjx-container", dom))
+            parser = _Links()
+            parser.feed(dom)
+            figures = [s for s in parser.imgs if "_images/" in s]
+            missing = [s for s in figures if not (page.parent / unquote(s)).resolve().is_file()]
+            print(f"rendered {page.relative_to(HTML)}: {n_math} MathJax elements, {len(figures)} figures")
+            if n_math == 0:
+                errors.append(f"{url}: no MathJax output in the rendered page")
+            if not figures:
+                errors.append(f"{url}: no figure in the rendered page")
+            errors += [f"{url}: figure {s} does not exist" for s in missing]
+    finally:
+        server.shutdown()
+        shutil.rmtree(profile, ignore_errors=True)
+    return errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="checks on the built site")
+    parser.add_argument("--skip-colab-run", action="store_true")
+    parser.add_argument("--skip-browser", action="store_true")
+    args = parser.parse_args(argv)
+    if not HTML.is_dir():
+        print(f"{HTML} does not exist: run `make book` first", file=sys.stderr)
+        return 1
+    errors = check_colab_links()
+    if not args.skip_browser:
+        errors += check_rendering()
+    if not args.skip_colab_run:
+        errors += simulate_colab(SIM_NOTEBOOK)
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    print("site checks:", "FAILED" if errors else "all passed")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

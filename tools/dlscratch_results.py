@@ -1,0 +1,161 @@
+"""Sphinx extension: build the results ledger from the executed chapters.
+
+Chapters record headline numbers with :func:`dlscratch.training.record`, which attaches each one
+to its cell output under the MIME type ``application/vnd.dlscratch.result+json``. After Sphinx has
+read (and myst-nb executed or restored from its cache) every chapter, this extension reads the
+data myst-nb writes to ``_build/jupyter_execute/`` and collects:
+
+* every ledger entry, tagged with the chapter (its ``_toc.yml`` docname): ``record`` tags its
+  output as myst-nb "glue" data, which myst-nb extracts from the executed notebook, or from the
+  cached one, and writes to ``_build/jupyter_execute/<docname>.glue.json``;
+* each chapter's execution seconds (from the run, or from the jupyter-cache record).
+
+It writes them to ``_build/results.json`` and renders them on the page that contains the
+``{results-table}`` directive. A chapter restored from the cache keeps its recorded results,
+because myst-nb extracts the glue data from the cached outputs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from docutils import nodes
+from sphinx.application import Sphinx
+from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
+
+from dlscratch.training.ledger import GLUE_PREFIX, parse_output
+
+logger = logging.getLogger(__name__)
+
+_COLUMNS = ("Key", "Measured", "Reference", "Target", "Unit", "Device · preset", "Chapter", "Source")
+
+
+class results_placeholder(nodes.General, nodes.Element):
+    """Replaced by the results table once every chapter has been read."""
+
+
+class ResultsTableDirective(SphinxDirective):
+    """``{results-table}``: the ledger as one table, measured next to reference."""
+
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        self.env.dlscratch_results_pages = getattr(self.env, "dlscratch_results_pages", set()) | {
+            self.env.docname
+        }
+        return [results_placeholder()]
+
+
+def _glue_file(app: Sphinx, docname: str) -> Path:
+    return Path(app.outdir).parent / "jupyter_execute" / f"{docname}.glue.json"
+
+
+def collect(app: Sphinx, env: Any) -> list[str]:
+    """``env-updated``: gather ledger entries and execution times of every chapter."""
+    from myst_nb.sphinx_ import NbMetadataCollector
+
+    chapters: dict[str, dict[str, Any]] = {}
+    results: list[dict[str, Any]] = []
+    meta = NbMetadataCollector.get_doc_data(env)
+    for docname in sorted(env.found_docs):
+        exec_data = meta.get(docname, {}).get("exec_data")
+        if exec_data is None:
+            continue
+        chapters[docname] = {"seconds": exec_data.get("runtime"), "method": exec_data.get("method")}
+        # glue keys of this read of the document (a stale glue file from an older build is ignored)
+        names = [n for n in meta[docname].get("glue", []) if n.startswith(GLUE_PREFIX)]
+        if not names:
+            continue
+        glue = json.loads(_glue_file(app, docname).read_text(encoding="utf-8"))
+        for name in names:
+            entry = parse_output(glue[name])
+            if entry is not None:
+                results.append({"chapter": docname, **entry})
+    keys = [r["key"] for r in results]
+    for key in sorted({k for k in keys if keys.count(k) > 1}):
+        where = sorted({r["chapter"] for r in results if r["key"] == key})
+        logger.warning(f"ledger key {key!r} is recorded more than once (in {', '.join(where)})")
+    env.dlscratch_ledger = {"chapters": chapters, "results": results}
+    out = Path(app.outdir).parent / "results.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(env.dlscratch_ledger, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(out)
+    for docname, info in chapters.items():
+        secs = info["seconds"]
+        logger.info(f"[dlscratch] {docname}: {'?' if secs is None else f'{secs:.1f}'} s ({info['method']})")
+    # the results page must be rewritten whenever any chapter changed
+    return sorted(getattr(env, "dlscratch_results_pages", set()))
+
+
+def _fmt(x: Any) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return str(x)
+
+
+def _row(cells: list[nodes.Node | str]) -> nodes.row:
+    row = nodes.row()
+    for c in cells:
+        entry = nodes.entry()
+        entry += c if isinstance(c, nodes.Node) else nodes.paragraph(text=c)
+        row += entry
+    return row
+
+
+def _table(app: Sphinx, fromdoc: str, ledger: dict[str, Any]) -> nodes.table:
+    table = nodes.table(classes=["dlscratch-results"])
+    group = nodes.tgroup(cols=len(_COLUMNS))
+    table += group
+    for _ in _COLUMNS:
+        group += nodes.colspec(colwidth=1)
+    head = nodes.thead()
+    head += _row(list(_COLUMNS))
+    group += head
+    body = nodes.tbody()
+    for r in sorted(ledger["results"], key=lambda r: r["key"]):
+        link = nodes.paragraph()
+        ref = nodes.reference("", "", internal=True)
+        ref["refuri"] = app.builder.get_relative_uri(fromdoc, r["chapter"])
+        ref += nodes.Text(app.env.titles[r["chapter"]].astext() if r["chapter"] in app.env.titles else r["chapter"])
+        link += ref
+        target = r.get("target")
+        met = r.get("met_target")
+        tgt = "—" if target is None else f"{'≥' if r.get('higher_is_better') else '≤'} {target:.4g} {'✓' if met else '✗'}"
+        body += _row(
+            [
+                nodes.paragraph("", "", nodes.literal(text=r["key"])),
+                _fmt(r["value"]),
+                _fmt(r.get("reference")),
+                tgt,
+                r.get("unit", ""),
+                f"{r.get('device')} · {r.get('preset')}",
+                link,
+                r.get("source") or "—",
+            ]
+        )
+    group += body
+    return table
+
+
+def render(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """``doctree-resolved``: swap the placeholder for the table."""
+    ledger = getattr(app.env, "dlscratch_ledger", {"chapters": {}, "results": []})
+    for node in doctree.findall(results_placeholder):
+        if ledger["results"]:
+            node.replace_self(_table(app, docname, ledger))
+        else:
+            node.replace_self(nodes.paragraph(text="No chapter has recorded a result yet."))
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.add_node(results_placeholder)
+    app.add_directive("results-table", ResultsTableDirective)
+    app.connect("env-updated", collect)
+    app.connect("doctree-resolved", render)
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
