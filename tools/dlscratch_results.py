@@ -30,7 +30,7 @@ from dlscratch.training.ledger import GLUE_PREFIX, parse_output
 
 logger = logging.getLogger(__name__)
 
-_COLUMNS = ("Key", "Measured", "Reference", "Target", "Unit", "Device · preset", "Chapter", "Source")
+_COLUMNS = ("Key (device, preset)", "Measured", "Reference", "Target", "Source")
 
 
 class results_placeholder(nodes.General, nodes.Element):
@@ -108,34 +108,28 @@ def _row(cells: list[nodes.Node | str]) -> nodes.row:
     return row
 
 
-def _table(app: Sphinx, fromdoc: str, ledger: dict[str, Any]) -> nodes.table:
+def _table(rows: list[dict[str, Any]]) -> nodes.table:
     table = nodes.table(classes=["dlscratch-results"])
     group = nodes.tgroup(cols=len(_COLUMNS))
     table += group
-    for _ in _COLUMNS:
-        group += nodes.colspec(colwidth=1)
+    for width in (34, 14, 10, 12, 30):
+        group += nodes.colspec(colwidth=width)
     head = nodes.thead()
     head += _row(list(_COLUMNS))
     group += head
     body = nodes.tbody()
-    for r in sorted(ledger["results"], key=lambda r: r["key"]):
-        link = nodes.paragraph()
-        ref = nodes.reference("", "", internal=True)
-        ref["refuri"] = app.builder.get_relative_uri(fromdoc, r["chapter"])
-        ref += nodes.Text(app.env.titles[r["chapter"]].astext() if r["chapter"] in app.env.titles else r["chapter"])
-        link += ref
+    for r in sorted(rows, key=lambda r: r["key"]):
         target = r.get("target")
         met = r.get("met_target")
         tgt = "—" if target is None else f"{'≥' if r.get('higher_is_better') else '≤'} {target:.4g} {'✓' if met else '✗'}"
         body += _row(
             [
-                nodes.paragraph("", "", nodes.literal(text=r["key"])),
-                _fmt(r["value"]),
+                nodes.paragraph(
+                    "", "", nodes.literal(text=r["key"]), nodes.Text(f" ({r.get('device')}, {r.get('preset')})")
+                ),
+                f"{_fmt(r['value'])} {r.get('unit', '')}",
                 _fmt(r.get("reference")),
                 tgt,
-                r.get("unit", ""),
-                f"{r.get('device')} · {r.get('preset')}",
-                link,
                 r.get("source") or "—",
             ]
         )
@@ -143,14 +137,27 @@ def _table(app: Sphinx, fromdoc: str, ledger: dict[str, Any]) -> nodes.table:
     return table
 
 
+def _chapter_section(app: Sphinx, fromdoc: str, chapter: str, info: dict[str, Any],
+                     rows: list[dict[str, Any]]) -> list[nodes.Node]:
+    title = app.env.titles[chapter].astext() if chapter in app.env.titles else chapter
+    ref = nodes.reference("", "", internal=True, refuri=app.builder.get_relative_uri(fromdoc, chapter))
+    ref += nodes.Text(title)
+    secs = info.get("seconds")
+    heading = nodes.rubric("", "", ref)
+    timing = nodes.paragraph(text=f"Executed in {secs:.1f} s." if secs is not None else "")
+    return [heading, timing, _table(rows)]
+
+
 def render(app: Sphinx, doctree: nodes.document, docname: str) -> None:
     """``doctree-resolved``: swap the placeholder for the table."""
     ledger = getattr(app.env, "dlscratch_ledger", {"chapters": {}, "results": []})
-    for node in doctree.findall(results_placeholder):
-        if ledger["results"]:
-            node.replace_self(_table(app, docname, ledger))
-        else:
-            node.replace_self(nodes.paragraph(text="No chapter has recorded a result yet."))
+    for node in list(doctree.findall(results_placeholder)):
+        content: list[nodes.Node] = []
+        for chapter, info in sorted(ledger["chapters"].items()):
+            rows = [r for r in ledger["results"] if r["chapter"] == chapter]
+            if rows:
+                content += _chapter_section(app, docname, chapter, info, rows)
+        node.replace_self(content or [nodes.paragraph(text="No chapter has recorded a result yet.")])
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
