@@ -1,13 +1,32 @@
-r"""Data: download with checksum and cache, the text corpora, batching."""
+r"""Data: download with checksum and cache, the corpora and their splits, digits, generated toy tasks, augmentation."""
 
+from .augment import (
+    add_gaussian_noise,
+    augment_digits,
+    random_rotation,
+    random_shift,
+    rotate_images,
+    rotation_grid,
+    shift_images,
+)
 from .digits import DigitsSplit, load_digits_split
 from .download import CACHE_ENV, DATA_ENV, REGISTRY, DataFile, cache_dir, fetch, sha256_of
 from .names import CharVocab, NamesSplit, build_examples, names_split, split_words
 from .text import load_names, load_shakespeare
+from .toy_seq import DATE_VOCAB, Seq2SeqSplit, Seq2SeqTensors, SeqVocab, date_split, encode_pairs, format_date
+from .toy_tasks import IGNORE_INDEX, RetrievalData, key_value_retrieval, previous_token_task
+from .translation import DIGIT_VOCAB, NUMBER_WORDS, TranslationSplit, WordVocab, encode_translation, number_split, number_to_words
 
 __all__ = [
     "DigitsSplit",
     "load_digits_split",
+    "shift_images",
+    "random_shift",
+    "rotation_grid",
+    "rotate_images",
+    "random_rotation",
+    "add_gaussian_noise",
+    "augment_digits",
     "CACHE_ENV",
     "DATA_ENV",
     "REGISTRY",
@@ -22,4 +41,22 @@ __all__ = [
     "names_split",
     "split_words",
     "load_shakespeare",
+    "RetrievalData",
+    "key_value_retrieval",
+    "previous_token_task",
+    "IGNORE_INDEX",
+    "SeqVocab",
+    "DATE_VOCAB",
+    "Seq2SeqSplit",
+    "Seq2SeqTensors",
+    "format_date",
+    "date_split",
+    "encode_pairs",
+    "WordVocab",
+    "NUMBER_WORDS",
+    "DIGIT_VOCAB",
+    "number_to_words",
+    "TranslationSplit",
+    "number_split",
+    "encode_translation",
 ]

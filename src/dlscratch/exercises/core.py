@@ -13,7 +13,7 @@ Checker = Callable[[Any], None]
 EXERCISES: dict[str, Checker] = {}  # exercise name -> checker raising AssertionError on a wrong answer
 
 # topic modules that register checkers; imported lazily on the first check()
-_TOPICS = ("foundations", "attention")
+_TOPICS = ("foundations", "autograd", "attention", "bigram", "optimizers", "cnn", "attention_modules", "positional", "tokenization", "deepnets", "regularization", "recurrent", "mlp_lm", "wavenet", "transformer", "gpt")
 
 
 class NotAttempted(Exception):

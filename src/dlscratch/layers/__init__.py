@@ -1,8 +1,15 @@
-r"""Layers built by hand: activations, attention (and, in later chapters, norms, positional
-encodings, feed-forward blocks, ...). Layers import only torch."""
+r"""Layers written by hand, by topic. Layers import only torch.
 
+The ``nn.Module`` layers and functions below are exported here. ``dlscratch.layers.mini_nn`` —
+``torch.nn`` in miniature, plain Python classes from chapters 4 and 5 — is kept in its own
+namespace, because its ``Linear`` and ``BatchNorm1d`` are deliberately not ``nn.Module``\ s.
+"""
+
+from . import mini_nn
 from .activations import log_softmax, softmax
 from .attention import (
+    FastMultiHeadAttention,
+    MultiHeadAttention,
     causal_mask,
     merge_heads,
     multi_head_attention,
@@ -10,14 +17,83 @@ from .attention import (
     scaled_dot_product_attention,
     split_heads,
 )
+from .conv import Conv2d, conv2d_loops, conv2d_unfold, conv_output_size, sliding_windows, unfold2d
+from .dropout import Dropout
+from .losses import cross_entropy
+from .norms import BatchNorm1d, BatchNorm2d
+from .pooling import AvgPool2d, MaxPool2d, avg_pool2d, max_pool2d
+from .positional import (
+    LearnedPositionalEmbedding,
+    SinusoidalPositionalEncoding,
+    sinusoidal_encoding,
+    sinusoidal_frequencies,
+)
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, gru_cell, lstm_cell, rnn_cell
+from .transformer import (
+    LayerNorm,
+    PositionwiseFeedForward,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+    TransformerLayerConfig,
+    decoder_layer_params,
+    encoder_layer_params,
+)
 
 __all__ = [
+    "mini_nn",
+    # activations and losses
     "softmax",
     "log_softmax",
+    "cross_entropy",
+    # regularisation and normalisation
+    "Dropout",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "LayerNorm",
+    # convolution and pooling
+    "conv_output_size",
+    "sliding_windows",
+    "unfold2d",
+    "conv2d_loops",
+    "conv2d_unfold",
+    "Conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    # recurrent
+    "rnn_cell",
+    "lstm_cell",
+    "gru_cell",
+    "RNNCell",
+    "LSTMCell",
+    "GRUCell",
+    "RNN",
+    "LSTM",
+    "GRU",
+    # attention
     "causal_mask",
     "scaled_dot_product_attention",
     "split_heads",
     "merge_heads",
     "multi_head_attention_loop",
     "multi_head_attention",
+    "MultiHeadAttention",
+    "FastMultiHeadAttention",
+    # positions
+    "sinusoidal_frequencies",
+    "sinusoidal_encoding",
+    "SinusoidalPositionalEncoding",
+    "LearnedPositionalEmbedding",
+    # Transformer blocks
+    "PositionwiseFeedForward",
+    "TransformerLayerConfig",
+    "TransformerEncoderLayer",
+    "TransformerDecoderLayer",
+    "TransformerEncoder",
+    "TransformerDecoder",
+    "encoder_layer_params",
+    "decoder_layer_params",
 ]

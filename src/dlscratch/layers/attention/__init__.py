@@ -8,6 +8,7 @@ from .functional import (
     scaled_dot_product_attention,
     split_heads,
 )
+from .modules import FastMultiHeadAttention, MultiHeadAttention
 
 __all__ = [
     "causal_mask",
@@ -16,4 +17,9 @@ __all__ = [
     "merge_heads",
     "multi_head_attention_loop",
     "multi_head_attention",
+    "MultiHeadAttention",
+    "FastMultiHeadAttention",
 ]
+from .kv_cache import KVCache, offset_causal_mask
+
+__all__ += ["KVCache", "offset_causal_mask"]

@@ -1,0 +1,239 @@
+r"""``python -m dlscratch gpt train|sample``: train the chapter-17 GPT outside the book, and sample.
+
+.. code-block:: bash
+
+    python -m dlscratch gpt train --preset cpu --out out-gpt            # TinyShakespeare
+    python -m dlscratch gpt train --data my.txt --steps 5000 --n-layer 6 --out run2
+    python -m dlscratch gpt train --out out-gpt --resume                # continue exactly
+    python -m dlscratch gpt sample --ckpt out-gpt/best.pt --prompt "ROMEO:" --tokens 300 --seed 1
+
+``train`` splits the text 90/10 (characters as tokens), trains with AdamW, warm-up and cosine
+decay, validates on the whole validation split every ``--eval-every`` steps and then writes
+``OUT/ckpt.pt`` atomically (temporary file, then :func:`os.replace`), and ``OUT/best.pt`` when
+the validation loss is the lowest so far (what ``sample`` should read). A checkpoint also holds
+the model and training configurations, the vocabulary and a hash of the data, so ``--resume``
+refuses a checkpoint from another run with a :class:`ValueError` naming what differs, and
+``sample`` needs nothing but the file. Introduced in chapter 17, *GPT*.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data import load_shakespeare
+from ..models.gpt import GPT, GPTConfig
+from ..tokenizers.char import CharTokenizer
+from ..training.lm import LMTrainConfig, make_optimizer, split_text, train_sequence_lm
+from ..training.mechanics import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from ..utils import device as default_device
+from ..utils import progress_enabled, seed_everything
+
+__all__ = ["RunInfo", "read_run", "build_parser", "main"]
+
+PRESETS = {"cpu": "cpu", "gpu": "gpu", "reference-cpu": "reference_cpu"}  # --preset -> classmethod
+MODEL_FLAGS = ("block_size", "n_layer", "n_head", "n_embd", "dropout")  # flags that override GPTConfig
+TRAIN_FLAGS = ("batch_size", "steps", "lr", "warmup_steps", "min_lr_ratio", "weight_decay", "grad_clip", "seed")
+
+
+class RunInfo:
+    r"""Everything a checkpoint needs besides tensors: configurations, vocabulary, data hash.
+
+    It rides in :func:`~dlscratch.training.mechanics.save_checkpoint`'s ``scheduler`` slot
+    (anything with ``state_dict``/``load_state_dict``), since the training configuration it
+    holds *is* the learning-rate schedule.
+    """
+
+    def __init__(
+        self, model: dict[str, Any], train: dict[str, Any], vocab: str, data_sha256: str, best_val: float = math.inf
+    ) -> None:
+        self.model = dict(model)  # GPTConfig fields
+        self.train = dict(train)  # LMTrainConfig fields
+        self.vocab = vocab  # the characters, in id order
+        self.data_sha256 = data_sha256  # of the training text file
+        self.best_val = float(best_val)  # lowest validation loss so far (written to best.pt)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "train": self.train, "vocab": self.vocab,
+            "data_sha256": self.data_sha256, "best_val": self.best_val,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.__init__(  # type: ignore[misc]
+            state["model"], state["train"], state["vocab"], state["data_sha256"], state.get("best_val", math.inf)
+        )
+
+    def differences(self, other: RunInfo) -> list[str]:
+        r"""Human-readable differences, ``self`` being the checkpoint and ``other`` this run."""
+        out = []
+        for part in ("model", "train"):
+            mine, theirs = getattr(self, part), getattr(other, part)
+            for key in sorted(mine.keys() | theirs.keys()):
+                if mine.get(key) != theirs.get(key):
+                    out.append(f"{part}.{key}: checkpoint {mine.get(key)!r} vs now {theirs.get(key)!r}")
+        if self.vocab != other.vocab:
+            only_ckpt, only_now = sorted(set(self.vocab) - set(other.vocab)), sorted(set(other.vocab) - set(self.vocab))
+            out.append(
+                f"vocabulary: checkpoint {len(self.vocab)} characters vs now {len(other.vocab)} "
+                f"(only in checkpoint {only_ckpt[:10]}, only now {only_now[:10]})"
+            )
+        if self.data_sha256 != other.data_sha256:
+            out.append(f"data: sha256 {self.data_sha256[:12]}... in checkpoint vs {other.data_sha256[:12]}... now")
+        return out
+
+
+def read_run(path: str | Path) -> RunInfo:
+    r"""Read the :class:`RunInfo` of a ``gpt train`` checkpoint without building a model.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: naming ``path`` if the file is truncated, corrupt, or not a ``gpt train`` checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, bad pickle, ...
+        raise ValueError(f"cannot read checkpoint {path} (truncated or corrupt?): {err}") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a {CHECKPOINT_FORMAT} file")
+    state = ckpt.get("scheduler")
+    if not isinstance(state, dict) or not {"model", "train", "vocab", "data_sha256"} <= state.keys():
+        raise ValueError(f"checkpoint {path} holds no run information: it was not written by `dlscratch gpt train`")
+    run = RunInfo({}, {}, "", "")
+    run.load_state_dict(state)
+    return run
+
+
+def _log(msg: str) -> None:
+    if progress_enabled():
+        from tqdm.auto import tqdm
+
+        tqdm.write(msg)
+    else:
+        print(msg, flush=True)
+
+
+def _train(args: argparse.Namespace) -> int:
+    text = load_shakespeare() if args.data is None else Path(args.data).read_text(encoding="utf-8")
+    split = split_text(text)
+    preset = PRESETS[args.preset]
+    model_cfg = getattr(GPTConfig, preset)(vocab_size=split.tokenizer.vocab_size)
+    model_cfg = replace(model_cfg, **{k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None})
+    if args.attention is not None:
+        model_cfg = replace(model_cfg, fast_attention=args.attention == "fast")
+    train_cfg = getattr(LMTrainConfig, preset)()
+    train_cfg = replace(train_cfg, **{k: getattr(args, k) for k in TRAIN_FLAGS + ("bf16",) if getattr(args, k) is not None})
+    run = RunInfo(asdict(model_cfg), asdict(train_cfg), "".join(split.tokenizer.itos), hashlib.sha256(text.encode()).hexdigest())
+    dev = torch.device(args.device) if args.device else default_device()
+    out = Path(args.out)
+    ckpt_path = out / "ckpt.pt"
+
+    seed_everything(train_cfg.seed)
+    model = GPT(model_cfg).to(dev)
+    opt = make_optimizer(model, train_cfg)
+    gen = torch.Generator().manual_seed(train_cfg.seed)
+    start = 0
+    if args.resume:
+        saved = read_run(ckpt_path)
+        diffs = saved.differences(run)
+        if diffs:
+            raise ValueError(f"cannot resume from {ckpt_path}: it comes from another run; " + "; ".join(diffs))
+        run.best_val = saved.best_val
+        start = load_checkpoint(ckpt_path, model=model, optimizer=opt, generator=gen, map_location=dev)
+        _log(f"resumed {ckpt_path} at step {start}")
+    train, val = split.train.to(dev), split.val.to(dev)
+    _log(
+        f"GPT {model.num_parameters():,} parameters (without position embeddings) | {len(split.train):,} train / "
+        f"{len(split.val):,} val characters | vocabulary {model_cfg.vocab_size} | device {dev.type}"
+    )
+    t0 = time.perf_counter()
+
+    def on_eval(step: int, val_loss: float) -> None:
+        saved = [ckpt_path]
+        if val_loss < run.best_val:  # the lowest validation loss so far: also best.pt (for sampling)
+            run.best_val = val_loss
+            saved.append(save_checkpoint(out / "best.pt", model=model, optimizer=opt, step=step, scheduler=run, generator=gen))
+        save_checkpoint(ckpt_path, model=model, optimizer=opt, step=step, scheduler=run, generator=gen)
+        _log(f"step {step}/{train_cfg.steps} | val loss {val_loss:.4f} | {time.perf_counter() - t0:.1f} s | "
+             f"saved {', '.join(str(p) for p in saved)}")
+
+    if start >= train_cfg.steps:
+        _log(f"{ckpt_path} already holds all {train_cfg.steps} steps")
+        return 0
+    hist = train_sequence_lm(
+        model, train, train_cfg, optimizer=opt, generator=gen, start_step=start,
+        val_tokens=val, eval_every=args.eval_every, on_eval=on_eval,
+    )
+    _log(
+        f"done: val loss {hist.val_loss[-1]:.4f} (best {run.best_val:.4f}, in {out / 'best.pt'}) | "
+        f"{hist.tokens / hist.train_seconds:,.0f} training tokens/s"
+    )
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    run = read_run(args.ckpt)
+    dev = torch.device(args.device) if args.device else default_device()
+    model = GPT(GPTConfig(**run.model)).to(dev)
+    load_checkpoint(args.ckpt, model=model, map_location=dev)
+    model.eval()
+    tok = CharTokenizer(list(run.vocab))
+    if not args.prompt:
+        raise ValueError("--prompt must hold at least one character")
+    idx = torch.tensor([tok.encode(args.prompt)], dtype=torch.long, device=dev)  # (1, T0)
+    gen = torch.Generator().manual_seed(args.seed)
+    out = model.generate(
+        idx, args.tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+        generator=gen, use_cache=not args.no_cache,
+    )
+    print(tok.decode(out[0].tolist()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    r"""The ``gpt`` command's parser, with the ``train`` and ``sample`` subcommands."""
+    parser = argparse.ArgumentParser(prog="python -m dlscratch gpt", description="Train a character-level GPT (chapter 17) and sample from it.")
+    sub = parser.add_subparsers(dest="action", required=True)
+
+    tr = sub.add_parser("train", help="train a character-level GPT and write OUT/ckpt.pt")
+    tr.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="starting configuration (default: cpu)")
+    tr.add_argument("--data", default=None, help="a UTF-8 text file (default: TinyShakespeare)")
+    tr.add_argument("--out", default="out-gpt", help="directory for ckpt.pt (default: out-gpt)")
+    tr.add_argument("--resume", action="store_true", help="continue the run saved in OUT/ckpt.pt exactly")
+    tr.add_argument("--eval-every", type=int, default=250, help="validate and checkpoint every N steps (and at the end)")
+    tr.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    tr.add_argument("--attention", choices=("fast", "written"), default=None, help="SDPA or the written-out attention")
+    tr.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: the preset's)")
+    for name in MODEL_FLAGS + TRAIN_FLAGS:
+        kind = float if name in ("dropout", "lr", "min_lr_ratio", "weight_decay", "grad_clip") else int
+        tr.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=f"override the preset's {name}")
+
+    sa = sub.add_parser("sample", help="continue a prompt with a trained checkpoint")
+    sa.add_argument("--ckpt", required=True, help="a checkpoint written by `gpt train`")
+    sa.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
+    sa.add_argument("--tokens", type=int, default=500, help="characters to generate")
+    sa.add_argument("--seed", type=int, default=0)
+    sa.add_argument("--temperature", type=float, default=1.0)
+    sa.add_argument("--top-k", type=int, default=None)
+    sa.add_argument("--top-p", type=float, default=None)
+    sa.add_argument("--no-cache", action="store_true", help="recompute the whole context at every step")
+    sa.add_argument("--device", default=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    r"""Run ``gpt train`` or ``gpt sample``; errors are raised (``python -m dlscratch`` prints them)."""
+    args = build_parser().parse_args(argv)
+    return _train(args) if args.action == "train" else _sample(args)
+

@@ -1,0 +1,177 @@
+r"""Exercise checkers for chapter 17, "GPT" (topic prefix ``gpt.``).
+
+Every checker recomputes the answer independently, with plain arithmetic and loops (never the
+chapter's classes), and raises :class:`AssertionError` with a hint when the reader's answer
+differs. The reference solutions live in the tests, not here and not on the page.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .core import exercise
+
+__all__ = [
+    "PARAMS_CONFIG",
+    "CACHE_CONFIG",
+    "FILTER_LOGITS",
+    "FILTER_TOP_K",
+    "FILTER_TOP_P",
+    "GENERATE_TOKENS",
+    "check_num_parameters",
+    "check_kv_cache_bytes",
+    "check_filter_probs",
+    "check_recompute_ratio",
+]
+
+# gpt.num_parameters: nanoGPT's shakespeare_char model (no biases, LayerNorm gains only, tied head)
+PARAMS_CONFIG = {"vocab_size": 65, "block_size": 256, "n_layer": 6, "n_head": 6, "n_embd": 384}
+# gpt.kv_cache_bytes: that model, 8 sequences, the whole context cached, float32
+CACHE_CONFIG = {"n_layer": 6, "n_head": 6, "n_embd": 384, "batch_size": 8, "context": 256, "bytes_per_number": 4}
+# gpt.filter_probs: logits of a 6-token vocabulary, temperature 1, top-k then top-p
+FILTER_LOGITS = (2.0, 1.0, 0.5, 3.0, -1.0, 0.0)
+FILTER_TOP_K = 3
+FILTER_TOP_P = 0.9
+# gpt.recompute_ratio: tokens generated from a one-token prompt (all within the context)
+GENERATE_TOKENS = 512
+
+
+def _number(answer: Any, what: str) -> float:
+    try:
+        value = float(answer)
+    except (TypeError, ValueError) as err:
+        raise AssertionError(f"give {what} as a number, got {answer!r}.") from err
+    if not math.isfinite(value):
+        raise AssertionError(f"{what} must be finite, got {value}.")
+    return value
+
+
+@exercise("gpt.num_parameters")
+def check_num_parameters(answer: Any) -> None:
+    r"""Total parameters of ``PARAMS_CONFIG``: embeddings, blocks, final LayerNorm, the tied head once."""
+    got = _number(answer, "the number of parameters")
+    V, T, L, C = (PARAMS_CONFIG[k] for k in ("vocab_size", "block_size", "n_layer", "n_embd"))
+    per_block = 0
+    per_block += C  # ln_1 gain
+    per_block += C * 3 * C  # c_attn: C -> 3C
+    per_block += C * C  # attention c_proj
+    per_block += C  # ln_2 gain
+    per_block += C * 4 * C + 4 * C * C  # MLP c_fc and c_proj
+    want = V * C + T * C + L * per_block + C  # wte (= lm_head), wpe, blocks, ln_f
+    if got == want:
+        return
+    if got == want - T * C:
+        raise AssertionError("that is the count without the position table (what nanoGPT prints); include wpe.")
+    if got == want + V * C:
+        raise AssertionError("the head shares its weight with the token embedding: count that (V, C) matrix once.")
+    if got > want and (got - want) % C == 0 and got - want <= L * 11 * C + C:
+        raise AssertionError("this recipe has no biases: LayerNorm has a gain only and Linear layers have no bias.")
+    if got == want - L * 2 * C - C:
+        raise AssertionError("the LayerNorm gains are parameters too (two per block, one final).")
+    raise AssertionError(
+        f"{got:,.0f} is not it. Per block: two LayerNorm gains (C each), c_attn (C x 3C), the attention "
+        "projection (C x C) and the MLP (C x 4C and 4C x C); add wte, wpe and the final LayerNorm."
+    )
+
+
+@exercise("gpt.kv_cache_bytes")
+def check_kv_cache_bytes(answer: Any) -> None:
+    r"""Bytes of the K and V caches of ``CACHE_CONFIG`` (every layer, every head, the whole context)."""
+    got = _number(answer, "the size in bytes")
+    c = CACHE_CONFIG
+    per_token = 2 * c["n_layer"] * c["n_embd"]  # K and V, all layers; heads x head size = n_embd
+    want = per_token * c["batch_size"] * c["context"] * c["bytes_per_number"]
+    if got == want:
+        return
+    if got == want / 2:
+        raise AssertionError("the cache holds keys *and* values: two tensors per layer.")
+    if got == want / c["bytes_per_number"]:
+        raise AssertionError("that counts numbers; a float32 takes 4 bytes.")
+    if got == want / c["n_head"]:
+        raise AssertionError("every head caches its own keys and values: n_head x head size = n_embd per token.")
+    if got == want / c["n_layer"]:
+        raise AssertionError("every layer has its own cache.")
+    if got == want / c["batch_size"]:
+        raise AssertionError("each of the 8 sequences needs its own cache.")
+    raise AssertionError(f"{got:,.0f} bytes is not it: count layers x (K and V) x batch x positions x n_embd x bytes.")
+
+
+def _softmax(z: list[float]) -> list[float]:
+    m = max(v for v in z if v != -math.inf)
+    e = [math.exp(v - m) if v != -math.inf else 0.0 for v in z]
+    s = sum(e)
+    return [v / s for v in e]
+
+
+def _keep_top_k(z: list[float], k: int) -> list[float]:
+    kth = sorted(z, reverse=True)[k - 1]
+    return [v if v >= kth else -math.inf for v in z]
+
+
+def _keep_top_p(z: list[float], p: float) -> list[float]:
+    probs = _softmax(z)
+    order = sorted(range(len(z)), key=lambda i: -probs[i])
+    out, mass = [-math.inf] * len(z), 0.0
+    for i in order:
+        if mass >= p:
+            break
+        out[i] = z[i]
+        mass += probs[i]
+    return out
+
+
+@exercise("gpt.filter_probs")
+def check_filter_probs(answer: Any) -> None:
+    r"""The sampling distribution over the 6 tokens after top-k = 3, then top-p = 0.9 (temperature 1)."""
+    try:
+        got = [float(v) for v in answer]
+    except (TypeError, ValueError) as err:
+        raise AssertionError(f"give a list of {len(FILTER_LOGITS)} probabilities, got {answer!r}.") from err
+    if len(got) != len(FILTER_LOGITS):
+        raise AssertionError(f"give one probability per token: {len(FILTER_LOGITS)} numbers, got {len(got)}.")
+    z = list(FILTER_LOGITS)
+    want = _softmax(_keep_top_p(_keep_top_k(z, FILTER_TOP_K), FILTER_TOP_P))
+
+    def close(a: list[float], b: list[float]) -> bool:
+        return all(abs(x - y) <= 2e-3 for x, y in zip(a, b))
+
+    if close(got, want):
+        return
+    if abs(sum(got) - 1.0) > 1e-2:
+        raise AssertionError(f"your numbers sum to {sum(got):.4f}: renormalise over the tokens you keep.")
+    if close(got, _softmax(z)):
+        raise AssertionError("that is the plain softmax: now drop the tokens top-k and top-p remove.")
+    if close(got, _softmax(_keep_top_k(z, FILTER_TOP_K))):
+        raise AssertionError(
+            "that is the distribution after top-k alone (or after top-p applied first): apply top-p to the "
+            "renormalised top-k distribution."
+        )
+    if close(got, _softmax(_keep_top_k(_keep_top_p(z, FILTER_TOP_P), FILTER_TOP_K))):
+        raise AssertionError("order matters: top-k first, then top-p on the distribution top-k left.")
+    raise AssertionError(
+        "not yet. Keep the 3 largest logits, take their softmax, sort it, keep tokens while the mass "
+        "*before* them is below 0.9, then renormalise; give the result in vocabulary order (0 elsewhere)."
+    )
+
+
+@exercise("gpt.recompute_ratio")
+def check_recompute_ratio(answer: Any) -> None:
+    r"""Token positions run through the model without / with a KV cache, for ``GENERATE_TOKENS`` new tokens."""
+    got = _number(answer, "the ratio")
+    without = with_cache = 0
+    length = 1  # the one-token prompt
+    for step in range(GENERATE_TOKENS):
+        without += length  # the whole sequence again
+        with_cache += length if step == 0 else 1  # the prompt once, then only the newest token
+        length += 1
+    want = without / with_cache
+    if math.isclose(got, want, rel_tol=1e-9):
+        return
+    if math.isclose(got, without, rel_tol=1e-9):
+        raise AssertionError(f"{without:,} is the count without the cache; divide by the count with it.")
+    if abs(got - want) <= 2:
+        raise AssertionError("close: check the first and last steps (the prompt has one token; the last step sees 512).")
+    raise AssertionError(
+        "not yet. Without the cache, step s runs the model on all s + 1 tokens so far; with it, on one token."
+    )

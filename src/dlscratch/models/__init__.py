@@ -1,0 +1,39 @@
+r"""Models built from the package's layers: n-gram, MLP and WaveNet language models, classifiers, CNNs, recurrent and Transformer models, GPT."""
+
+from .cnn import BasicBlock, LeNet, LeNetConfig, ResNet, ResNetConfig
+from .gpt import GPT, GPTConfig
+from .mlp_classifier import MLPClassifier, MLPClassifierConfig
+from .mlp_lm import MLPLM, MLPLMConfig
+from .ngram import BigramCounts, NeuralBigram, one_hot
+from .rnn_lm import CharLSTM, CharLSTMConfig, build_sequences
+from .seq2seq import AdditiveAttention, Seq2Seq, Seq2SeqConfig
+from .seq2seq_transformer import Seq2SeqTransformer, Seq2SeqTransformerConfig, length_penalty
+from .wavenet import WaveNet, WaveNetConfig
+
+__all__ = [
+    "BigramCounts",
+    "NeuralBigram",
+    "one_hot",
+    "MLPClassifierConfig",
+    "MLPClassifier",
+    "MLPLMConfig",
+    "MLPLM",
+    "WaveNetConfig",
+    "WaveNet",
+    "LeNetConfig",
+    "LeNet",
+    "ResNetConfig",
+    "BasicBlock",
+    "ResNet",
+    "CharLSTMConfig",
+    "CharLSTM",
+    "build_sequences",
+    "AdditiveAttention",
+    "Seq2SeqConfig",
+    "Seq2Seq",
+    "Seq2SeqTransformerConfig",
+    "Seq2SeqTransformer",
+    "length_penalty",
+    "GPTConfig",
+    "GPT",
+]

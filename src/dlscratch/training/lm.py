@@ -1,0 +1,332 @@
+r"""Training and evaluating sequence language models (GPT-style) on one long token stream.
+
+* :func:`split_text`: a character vocabulary and the first-90 % / last-10 % split of a text.
+* :func:`random_windows`: a batch of random contiguous windows and their next-token targets.
+* :func:`evaluate_sequence_nll`: the mean NLL of a *whole* split, every token predicted once.
+* :func:`train_sequence_lm`: AdamW, linear warm-up then cosine decay, gradient clipping,
+  periodic validation.
+
+Introduced in chapter 17, *GPT*.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..optimizers.schedules import warmup_cosine
+from ..tokenizers.char import CharTokenizer
+from ..utils import progress_enabled
+from .mechanics import clip_grad_norm
+
+__all__ = [
+    "TextSplit",
+    "split_text",
+    "random_windows",
+    "evaluate_sequence_nll",
+    "LMTrainConfig",
+    "make_optimizer",
+    "LMHistory",
+    "train_sequence_lm",
+]
+
+
+@dataclass(frozen=True)
+class TextSplit:
+    r"""A text's character tokenizer and its token ids, split into training and validation parts."""
+
+    tokenizer: CharTokenizer  # vocabulary: the sorted distinct characters of the whole text
+    train: torch.Tensor  # (N_train,) int64, the first train_fraction of the text
+    val: torch.Tensor  # (N_val,) int64, the rest
+
+
+def split_text(text: str, train_fraction: float = 0.9) -> TextSplit:
+    r"""Encode ``text`` character by character and cut it at ``int(train_fraction * len(text))``.
+
+    The cut is contiguous (not shuffled), as in nanoGPT's ``shakespeare_char``: the validation
+    text is the end of the file, unseen during training.
+    """
+    if not 0.0 < train_fraction < 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction!r}")
+    if len(text) < 4:
+        raise ValueError(f"text of {len(text)} characters is too short to split")
+    tok = CharTokenizer.from_text(text)
+    ids = torch.tensor(tok.encode(text), dtype=torch.long)
+    n = int(train_fraction * len(ids))
+    return TextSplit(tok, ids[:n], ids[n:])
+
+
+def random_windows(
+    tokens: torch.Tensor, block_size: int, batch_size: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Draw ``batch_size`` windows uniformly at random; the targets are the inputs shifted by one.
+
+    .. math::
+
+        x_b = (t_{s_b}, \ldots, t_{s_b + T - 1}), \quad y_b = (t_{s_b + 1}, \ldots, t_{s_b + T}),
+        \quad s_b \sim \mathcal{U}\{0, \ldots, N - T - 1\}
+
+    Args:
+        tokens: the token stream (any device; the windows stay on it).
+        block_size: window length :math:`T`.
+        batch_size: number of windows :math:`B`.
+        generator: a seeded CPU generator for the start positions.
+
+    Shape:
+        - tokens: :math:`(N,)`; outputs: :math:`(B, T)` each
+    """
+    N = tokens.numel()
+    if not 1 <= block_size < N:
+        raise ValueError(f"block_size={block_size} must be in [1, {N - 1}] for {N} tokens")
+    starts = torch.randint(N - block_size, (batch_size,), generator=generator)  # (B,)
+    rows = tokens.unfold(0, block_size + 1, 1)[starts.to(tokens.device)]  # (B, T + 1), a gather
+    return rows[:, :-1], rows[:, 1:]  # (B, T), (B, T)
+
+
+@torch.inference_mode()
+def evaluate_sequence_nll(
+    model: Callable[[torch.Tensor], Any],
+    tokens: torch.Tensor,
+    block_size: int,
+    stride: int | None = None,
+    batch_size: int = 64,
+) -> float:
+    r"""Mean NLL of predicting every token of ``tokens`` but the first, each exactly once.
+
+    .. math::
+
+        \text{NLL} = -\frac{1}{N - 1} \sum_{t=1}^{N-1} \log p_\theta(x_t \mid x_{c(t)}, \ldots, x_{t-1})
+
+    The :math:`N - 1` predictions are covered by windows of :math:`T` = ``block_size`` tokens.
+    The first window scores all its :math:`T` predictions (contexts of 1 to :math:`T` tokens);
+    each later window ends ``stride`` predictions further on and scores only its last ``stride``
+    positions, which therefore see at least :math:`T - \text{stride} + 1` tokens of context. With
+    ``stride = block_size`` (the default) the windows do not overlap and every context length
+    from 1 to :math:`T` is equally common, as in training: the number estimates the same quantity
+    as averaging the loss over random windows, but over the whole split. A smaller stride gives
+    more context per prediction at :math:`T/\text{stride}` times the cost. The model runs in
+    ``eval()`` mode (restored afterwards) under ``torch.inference_mode``; sums are in float64.
+
+    Args:
+        model: ``model(x)`` returns logits :math:`(B, T, V)` or a tuple starting with them.
+        tokens: the split.
+        block_size: the window length :math:`T` (at most the model's context).
+        stride: predictions scored per window after the first, in :math:`[1, T]`.
+        batch_size: windows per forward pass.
+
+    Returns:
+        The mean NLL in nats per token.
+
+    Shape:
+        - tokens: :math:`(N,)`, :math:`N \ge 2`
+    """
+    N = tokens.numel()
+    if N < 2:
+        raise ValueError(f"need at least 2 tokens to evaluate, got {N}")
+    n_pred = N - 1
+    T = min(block_size, n_pred)
+    stride = T if stride is None else stride
+    if not 1 <= stride <= T:
+        raise ValueError(f"stride must be in [1, block_size={T}], got stride={stride}")
+    ends = list(range(T, n_pred, stride)) + [n_pred]  # prediction index just past each window
+    begins = [0] + ends[:-1]  # first prediction each window scores
+    ends_t, begins_t = torch.tensor(ends), torch.tensor(begins)
+    starts = ends_t - T  # first input token of each window
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    total, count = torch.zeros((), dtype=torch.float64), 0
+    pos = torch.arange(T)
+    for i in range(0, len(ends), batch_size):
+        s = starts[i : i + batch_size, None]  # (b, 1)
+        x = tokens[(s + pos).to(tokens.device)]  # (b, T)
+        y = tokens[(s + pos + 1).to(tokens.device)]  # (b, T), the next tokens
+        scored = (s + pos >= begins_t[i : i + batch_size, None]).to(tokens.device)  # (b, T)
+        out = model(x)
+        logits = out[0] if isinstance(out, tuple) else out  # (b, T, V)
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16/fp16 -> fp32
+        nll = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")  # (b * T,)
+        total += nll[scored.flatten()].double().sum().cpu()
+        count += int(scored.sum())
+    if was_training and hasattr(model, "train"):
+        model.train()
+    assert count == n_pred, f"scored {count} predictions, expected {n_pred}"
+    return (total / n_pred).item()
+
+
+@dataclass(frozen=True)
+class LMTrainConfig:
+    r"""Optimisation settings of a sequence LM run. Presets match :class:`~dlscratch.models.gpt.GPTConfig`'s."""
+
+    batch_size: int = 32  # windows per step (each of the model's block_size tokens)
+    steps: int = 2000  # optimizer updates
+    lr: float = 1e-3  # peak learning rate
+    warmup_steps: int = 100  # linear warm-up from lr / warmup_steps to lr
+    min_lr_ratio: float = 0.1  # the cosine ends at min_lr_ratio * lr on the last step
+    weight_decay: float = 0.1  # AdamW's decoupled decay, on matrices and embeddings only
+    beta1: float = 0.9  # AdamW first-moment decay
+    beta2: float = 0.99  # AdamW second-moment decay (0.99: small batches, nanoGPT)
+    grad_clip: float = 1.0  # clip the global gradient norm to this; 0 turns clipping off
+    seed: int = 0  # seeds the window sampler
+    bf16: bool = False  # run the forward pass under torch.autocast(bfloat16) (GPUs; weights stay fp32)
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "steps", "warmup_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {name}={value!r}")
+        if self.steps <= self.warmup_steps:
+            raise ValueError(f"steps={self.steps} must exceed warmup_steps={self.warmup_steps}")
+        if not self.lr > 0 or self.grad_clip < 0 or self.weight_decay < 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"need lr > 0, grad_clip >= 0, weight_decay >= 0, 0 <= min_lr_ratio <= 1; got {self}")
+
+    @classmethod
+    def cpu(cls) -> LMTrainConfig:
+        r"""The chapter's CPU recipe (with :meth:`GPTConfig.cpu <dlscratch.models.gpt.GPTConfig.cpu>`)."""
+        return cls(batch_size=16, steps=1200, lr=4e-3, warmup_steps=50, min_lr_ratio=0.05)
+
+    @classmethod
+    def reference_cpu(cls) -> LMTrainConfig:
+        r"""nanoGPT's README CPU recipe: batch 12, 2000 steps, lr 1e-3 to 1e-4, 100 warm-up steps."""
+        return cls(batch_size=12, steps=2000, lr=1e-3, warmup_steps=100, min_lr_ratio=0.1)
+
+    @classmethod
+    def gpu(cls) -> LMTrainConfig:
+        r"""nanoGPT's ``shakespeare_char`` recipe: batch 64, 5000 steps, lr 1e-3 to 1e-4, bf16 autocast."""
+        return cls(batch_size=64, steps=5000, lr=1e-3, warmup_steps=100, min_lr_ratio=0.1, bf16=True)
+
+    def lr_at(self, step: int) -> float:
+        r"""The learning rate of update ``step`` (0-based): :func:`~dlscratch.optimizers.warmup_cosine` times ``lr``."""
+        return self.lr * warmup_cosine(step, self.warmup_steps, self.steps, self.min_lr_ratio)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: LMTrainConfig) -> torch.optim.AdamW:
+    r"""``torch.optim.AdamW`` with weight decay on tensors of rank :math:`\ge 2` only.
+
+    Matrices and embedding tables are decayed; LayerNorm gains and biases are not (decaying a
+    gain towards 0 would shrink the normalised signal, not regularise it). The fused kernel is
+    used (one pass over all parameters).
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=True)
+
+
+@dataclass
+class LMHistory:
+    r"""What a run measured: per-step training loss, periodic validation loss, time, tokens."""
+
+    train_loss: list[float] = field(default_factory=list)  # loss of each step's batch
+    lr: list[float] = field(default_factory=list)  # learning rate of each step
+    val_steps: list[int] = field(default_factory=list)  # completed steps at each validation
+    val_loss: list[float] = field(default_factory=list)  # validation NLL at those steps
+    train_seconds: float = 0.0  # wall-clock seconds in training steps (validation excluded)
+    tokens: int = 0  # training tokens processed
+    best_step: int = 0  # completed steps at the lowest validation loss (0: never validated)
+
+
+def train_sequence_lm(
+    model: torch.nn.Module,
+    train_tokens: torch.Tensor,
+    cfg: LMTrainConfig,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    generator: torch.Generator | None = None,
+    start_step: int = 0,
+    val_tokens: torch.Tensor | None = None,
+    eval_every: int = 0,
+    on_eval: Callable[[int, float], None] | None = None,
+    history: LMHistory | None = None,
+    keep_best: bool = False,
+) -> LMHistory:
+    r"""Train ``model`` on random windows of ``train_tokens`` for steps ``start_step .. cfg.steps - 1``.
+
+    Each step: draw a batch with :func:`random_windows`, set the learning rate to
+    ``cfg.lr_at(step)``, backpropagate the mean cross-entropy, clip the global gradient norm
+    (:func:`~dlscratch.training.mechanics.clip_grad_norm`), update. Every ``eval_every`` steps
+    and after the last, if ``val_tokens`` is given, the model is evaluated with
+    :func:`evaluate_sequence_nll` and ``on_eval(completed_steps, val_nll)`` is called (the
+    command line writes its checkpoint there). To resume exactly, pass the restored optimizer
+    and generator and the completed step count. A progress bar is drawn when
+    :func:`~dlscratch.utils.progress_enabled`.
+
+    Args:
+        model: returns ``(logits, loss)`` from ``model(x, y)``; its ``config.block_size`` sets
+            the window length. Left in ``train()`` mode.
+        train_tokens: the training stream, on the model's device.
+        cfg: the optimisation settings.
+        optimizer: from :func:`make_optimizer` when ``None``.
+        generator: the window sampler's generator; seeded with ``cfg.seed`` when ``None``.
+        start_step: completed steps so far (0 for a new run).
+        val_tokens: the validation stream for periodic evaluation (``None``: none).
+        eval_every: validate every this many steps (0: only after the last).
+        on_eval: called after each validation.
+        history: extended in place when given (resuming), else a new one.
+        keep_best: end with the weights of the validation with the lowest loss (early stopping,
+            as nanoGPT keeps its best checkpoint) instead of the last ones.
+
+    Returns:
+        The :class:`LMHistory`.
+    """
+    T = model.config.block_size
+    opt = make_optimizer(model, cfg) if optimizer is None else optimizer
+    gen = torch.Generator().manual_seed(cfg.seed) if generator is None else generator
+    hist = LMHistory() if history is None else history
+    bar = None
+    if progress_enabled():
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=start_step, desc="training", unit="step", mininterval=1.0)
+    model.train()
+    losses: list[torch.Tensor] = []
+    best: dict[str, torch.Tensor] | None = None
+    for step in range(start_step, cfg.steps):
+        t0 = time.perf_counter()
+        x, y = random_windows(train_tokens, T, cfg.batch_size, gen)  # (B, T), (B, T)
+        lr = cfg.lr_at(step)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        with torch.autocast(train_tokens.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            _, loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            clip_grad_norm(model.parameters(), cfg.grad_clip)
+        opt.step()
+        losses.append(loss.detach())
+        hist.lr.append(lr)
+        hist.train_seconds += time.perf_counter() - t0
+        hist.tokens += x.numel()
+        done = step + 1
+        if bar is not None:
+            bar.update(1)
+        if val_tokens is not None and (done == cfg.steps or (eval_every > 0 and done % eval_every == 0)):
+            hist.train_loss.extend(torch.stack(losses).tolist())
+            losses = []
+            val = evaluate_sequence_nll(model, val_tokens, T)
+            model.train()
+            hist.val_steps.append(done)
+            hist.val_loss.append(val)
+            if val <= min(hist.val_loss):
+                hist.best_step = done
+                if keep_best:
+                    best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if bar is not None:
+                bar.set_postfix(train=f"{hist.train_loss[-1]:.3f}", val=f"{val:.3f}")
+            if on_eval is not None:
+                on_eval(done, val)
+    if losses:
+        hist.train_loss.extend(torch.stack(losses).tolist())
+    if bar is not None:
+        bar.close()
+    if best is not None:
+        model.load_state_dict(best)
+    return hist

@@ -1,0 +1,74 @@
+"""Our cross-entropy vs F.cross_entropy (values and every gradient), and label smoothing as a mixture."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dlscratch.layers.losses import cross_entropy
+from tests.helpers import assert_same_forward_backward
+
+
+@pytest.mark.parametrize("shape", [(1, 2), (7, 10), (32, 3), (5, 1)])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1, 0.37, 1.0])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_matches_torch_forward_and_gradients(shape, label_smoothing, reduction) -> None:
+    N, K = shape
+    logits = torch.randn(N, K, dtype=torch.float64) * 3
+    target = torch.randint(0, K, (N,))
+    assert_same_forward_backward(
+        lambda z, y: cross_entropy(z, y, label_smoothing=label_smoothing, reduction=reduction),
+        lambda z, y: F.cross_entropy(z, y, label_smoothing=label_smoothing, reduction=reduction),
+        [logits, target],
+    )
+
+
+def test_stable_for_huge_logits() -> None:
+    logits = torch.tensor([[1000.0, -1000.0, 0.0], [-5e4, 5e4, 1.0]], dtype=torch.float64)
+    target = torch.tensor([0, 2])
+    for eps in (0.0, 0.2):
+        ours = cross_entropy(logits, target, label_smoothing=eps, reduction="none")
+        assert torch.isfinite(ours).all()
+        torch.testing.assert_close(ours, F.cross_entropy(logits, target, label_smoothing=eps, reduction="none"))
+
+
+def test_label_smoothing_is_a_mixture_with_the_uniform_distribution() -> None:
+    N, K, eps = 9, 6, 0.25
+    logits = torch.randn(N, K, dtype=torch.float64)
+    target = torch.randint(0, K, (N,))
+    q = (1 - eps) * F.one_hot(target, K).double() + eps / K  # (N, K) smoothed targets
+    assert torch.allclose(q.sum(-1), torch.ones(N, dtype=torch.float64))
+    soft = -(q * torch.log_softmax(logits, -1)).sum(-1)  # cross-entropy against q
+    torch.testing.assert_close(cross_entropy(logits, target, eps, reduction="none"), soft)
+    # the same number as the mixture of the two losses
+    mix = (1 - eps) * cross_entropy(logits, target) + eps * cross_entropy(logits, target, 1.0)
+    torch.testing.assert_close(cross_entropy(logits, target, eps), mix)
+    # and F.cross_entropy with probability targets agrees
+    torch.testing.assert_close(cross_entropy(logits, target, eps), F.cross_entropy(logits, q))
+
+
+def test_gradient_is_softmax_minus_target() -> None:
+    N, K, eps = 8, 5, 0.1
+    logits = torch.randn(N, K, dtype=torch.float64, requires_grad=True)
+    target = torch.randint(0, K, (N,))
+    cross_entropy(logits, target, eps).backward()
+    q = (1 - eps) * F.one_hot(target, K).double() + eps / K
+    torch.testing.assert_close(logits.grad, (torch.softmax(logits.detach(), -1) - q) / N)
+
+
+@pytest.mark.parametrize(
+    ("logits", "target", "kwargs", "match"),
+    [
+        (torch.randn(4), torch.zeros(4, dtype=torch.long), {}, r"\(4,\)"),
+        (torch.randn(4, 3), torch.zeros(5, dtype=torch.long), {}, r"\(5,\)"),
+        (torch.randn(4, 3), torch.zeros(4), {}, "float32"),
+        (torch.randn(4, 3), torch.tensor([0, 1, 2, 3]), {}, "max 3"),
+        (torch.randn(4, 3), torch.tensor([0, -1, 2, 1]), {}, "min -1"),
+        (torch.randn(4, 3), torch.zeros(4, dtype=torch.long), {"label_smoothing": 1.5}, "1.5"),
+        (torch.randn(4, 3), torch.zeros(4, dtype=torch.long), {"reduction": "avg"}, "avg"),
+    ],
+)
+def test_bad_input(logits, target, kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        cross_entropy(logits, target, **kwargs)

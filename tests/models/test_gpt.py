@@ -1,0 +1,254 @@
+"""GPT: config checks, causality, both attention paths, KV cache == recomputation, sampling filters."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dlscratch.layers.attention.kv_cache import KVCache, offset_causal_mask
+from dlscratch.models.generation import sample_logits, top_k_filter, top_p_filter
+from dlscratch.models.gpt import GPT, Block, CausalSelfAttention, FastCausalSelfAttention, GPTConfig
+
+TINY = GPTConfig(vocab_size=13, block_size=16, n_layer=2, n_head=2, n_embd=12)
+
+
+def tiny(**kw: object) -> GPT:
+    return GPT(replace(TINY, **kw)).eval()
+
+
+# --- config ----------------------------------------------------------------------------------
+
+
+def test_config_rejects_width_not_divisible_by_heads() -> None:
+    with pytest.raises(ValueError, match=r"n_embd=10.*n_head=4"):
+        GPTConfig(n_embd=10, n_head=4)
+
+
+@pytest.mark.parametrize("field, value", [("n_layer", 0), ("block_size", -1), ("vocab_size", 2.5), ("dropout", 1.0)])
+def test_config_rejects_bad_sizes(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field):
+        GPTConfig(**{field: value})
+
+
+def test_presets() -> None:
+    g = GPTConfig.gpu()
+    assert (g.n_layer, g.n_head, g.n_embd, g.block_size, g.dropout) == (6, 6, 384, 256, 0.2)
+    r = GPTConfig.reference_cpu()
+    assert (r.n_layer, r.n_head, r.n_embd, r.block_size, r.dropout) == (4, 4, 128, 64, 0.0)
+    assert GPTConfig.cpu(vocab_size=50).vocab_size == 50
+
+
+def test_parameter_count_formula() -> None:
+    c = GPTConfig(vocab_size=65, block_size=64, n_layer=3, n_head=4, n_embd=32)
+    m = GPT(c)
+    V, T, L, C = 65, 64, 3, 32
+    expected = V * C + T * C + L * (2 * C + 4 * C * C + 8 * C * C) + C  # no biases; LN gains only
+    assert m.num_parameters(non_embedding=False) == expected
+    assert m.num_parameters() == expected - T * C
+
+
+# --- forward ---------------------------------------------------------------------------------
+
+
+def test_sequence_longer_than_block_size_is_rejected() -> None:
+    m = tiny()
+    with pytest.raises(ValueError, match=r"17.*block_size=16"):
+        m(torch.zeros(1, 17, dtype=torch.long))
+
+
+def test_loss_is_cross_entropy_and_starts_near_log_vocab() -> None:
+    m = tiny()
+    x = torch.randint(0, 13, (4, 16))
+    y = torch.randint(0, 13, (4, 16))
+    logits, loss = m(x, y)
+    assert logits.shape == (4, 16, 13)
+    torch.testing.assert_close(loss, F.cross_entropy(logits.reshape(-1, 13), y.reshape(-1)))
+    assert abs(loss.item() - math.log(13)) < 0.1  # small initial weights: nearly uniform predictions
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_causality(fast: bool) -> None:
+    m = tiny(fast_attention=fast)
+    x = torch.randint(0, 13, (2, 16))
+    base, _ = m(x)
+    for t in range(15):
+        x2 = x.clone()
+        x2[:, t + 1] = (x2[:, t + 1] + 1) % 13
+        out, _ = m(x2)
+        torch.testing.assert_close(out[:, : t + 1], base[:, : t + 1], rtol=0, atol=1e-6)
+        assert not torch.allclose(out[:, t + 1 :], base[:, t + 1 :])
+
+
+def test_weight_tying_shares_storage() -> None:
+    m = tiny()
+    assert m.lm_head.weight is m.wte.weight
+    assert m.lm_head.weight.data_ptr() == m.wte.weight.data_ptr()
+    names = [n for n, _ in m.named_parameters()]
+    assert "lm_head.weight" not in names  # counted once
+
+
+def test_gpt2_initialisation() -> None:
+    c = GPTConfig(vocab_size=65, block_size=64, n_layer=8, n_head=4, n_embd=256)
+    m = GPT(c)
+    std = {n: p.std().item() for n, p in m.named_parameters() if p.dim() == 2}
+    assert abs(std["h.0.attn.c_attn.weight"] - 0.02) < 0.002
+    assert abs(std["h.3.mlp.c_fc.weight"] - 0.02) < 0.002
+    for name in ("h.0.attn.c_proj.weight", "h.7.mlp.c_proj.weight"):
+        assert abs(std[name] - 0.02 / math.sqrt(16)) < 0.0006, name
+
+
+# --- the two attention paths -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("T", [1, 5, 16])
+@pytest.mark.parametrize("n_head", [1, 3])
+def test_written_attention_equals_sdpa_values_and_gradients(T: int, n_head: int) -> None:
+    cfg = GPTConfig(vocab_size=7, block_size=16, n_layer=1, n_head=n_head, n_embd=9 * n_head, bias=True)
+    ours = CausalSelfAttention(cfg).double()
+    fast = FastCausalSelfAttention(cfg).double()
+    fast.load_state_dict(ours.state_dict())
+    x = torch.randn(2, T, cfg.n_embd, dtype=torch.float64)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = ours(xa), fast(xb)
+    torch.testing.assert_close(ya, yb, rtol=1e-10, atol=1e-12)
+    g = torch.randn_like(ya)
+    (ya * g).sum().backward()
+    (yb * g).sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-10, atol=1e-12)
+    for (n, pa), (_, pb) in zip(ours.named_parameters(), fast.named_parameters()):
+        torch.testing.assert_close(pa.grad, pb.grad, rtol=1e-10, atol=1e-12, msg=lambda m, n=n: f"{n}: {m}")
+
+
+def test_whole_model_paths_agree() -> None:
+    a = tiny(fast_attention=False).double()
+    b = tiny(fast_attention=True).double()
+    b.load_state_dict(a.state_dict())
+    x = torch.randint(0, 13, (3, 16))
+    torch.testing.assert_close(a(x)[0], b(x)[0], rtol=1e-10, atol=1e-12)
+    assert isinstance(a.h[0].attn, CausalSelfAttention) and not isinstance(a.h[0].attn, FastCausalSelfAttention)
+    assert isinstance(b.h[0], Block) and isinstance(b.h[0].attn, FastCausalSelfAttention)
+
+
+# --- KV cache ---------------------------------------------------------------------------------
+
+
+def test_offset_causal_mask() -> None:
+    torch.testing.assert_close(offset_causal_mask(4, 4), torch.ones(4, 4, dtype=torch.bool).tril())
+    assert offset_causal_mask(1, 7).all()
+    m = offset_causal_mask(2, 5)
+    assert m.tolist() == [[True, True, True, True, False], [True, True, True, True, True]]
+    with pytest.raises(ValueError, match="T=3, S=2"):
+        offset_causal_mask(3, 2)
+
+
+def test_kv_cache_bookkeeping_and_overflow() -> None:
+    cache = KVCache(2, 1, 2, 4, 3)
+    assert cache.nbytes() == 2 * 2 * 1 * 2 * 4 * 3 * 4
+    k = torch.randn(1, 2, 3, 3)
+    ka, va = cache.update(0, k, k)
+    assert ka.shape == (1, 2, 3, 3) and torch.equal(ka, k)
+    cache.advance(3)
+    with pytest.raises(ValueError, match="4 positions"):
+        cache.update(0, torch.randn(1, 2, 2, 3), torch.randn(1, 2, 2, 3))
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_cached_logits_equal_full_forward(fast: bool) -> None:
+    m = tiny(fast_attention=fast).double()
+    x = torch.randint(0, 13, (2, 16))
+    full, _ = m(x)
+    cache = m.new_kv_cache(2)
+    parts = [m(x[:, :5], kv_cache=cache)[0]]  # a 5-token prompt, then one token at a time
+    parts += [m(x[:, t : t + 1], kv_cache=cache)[0] for t in range(5, 16)]
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match=r"17.*block_size=16"):
+        m(x[:, :1], kv_cache=cache)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("prompt_len, new", [(1, 15), (4, 10), (15, 1), (16, 5), (3, 30)])
+def test_kv_cache_generation_equals_recomputation(fast: bool, seed: int, prompt_len: int, new: int) -> None:
+    m = tiny(fast_attention=fast)
+    idx = torch.randint(0, 13, (3, prompt_len), generator=torch.Generator().manual_seed(100 + seed))
+    kw = {"temperature": 1.3, "top_k": 8, "top_p": 0.95}
+    a = m.generate(idx, new, generator=torch.Generator().manual_seed(seed), use_cache=True, **kw)
+    b = m.generate(idx, new, generator=torch.Generator().manual_seed(seed), use_cache=False, **kw)
+    assert a.shape == (3, prompt_len + new)
+    assert torch.equal(a[:, :prompt_len], idx)
+    assert torch.equal(a, b)
+
+
+def test_generation_is_reproducible_with_a_seed() -> None:
+    m = tiny()
+    idx = torch.zeros(2, 1, dtype=torch.long)
+    a = m.generate(idx, 12, generator=torch.Generator().manual_seed(7))
+    b = m.generate(idx, 12, generator=torch.Generator().manual_seed(7))
+    c = m.generate(idx, 12, generator=torch.Generator().manual_seed(8))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+# --- sampling helpers -------------------------------------------------------------------------
+
+
+def test_top_k_one_is_greedy() -> None:
+    logits = torch.randn(50, 13)
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(sample_logits(logits, top_k=1, generator=g), logits.argmax(-1))
+    assert torch.equal(sample_logits(logits, temperature=0.0), logits.argmax(-1))
+    m = tiny()
+    idx = torch.zeros(1, 1, dtype=torch.long)
+    assert torch.equal(m.generate(idx, 10, top_k=1), m.generate(idx, 10, temperature=0.0))
+
+
+def test_top_k_filter_keeps_k_largest() -> None:
+    z = torch.tensor([[1.0, 5.0, 3.0, -2.0, 4.0]])
+    out = top_k_filter(z, 3)
+    assert torch.isinf(out).tolist() == [[True, False, False, True, False]]
+    assert torch.equal(top_k_filter(z, 99), z)
+    with pytest.raises(ValueError, match="top_k=0"):
+        top_k_filter(z, 0)
+
+
+@pytest.mark.parametrize("p", [0.05, 0.3, 0.5, 0.7, 0.9, 0.999, 1.0])
+def test_top_p_keeps_smallest_set_with_mass_at_least_p(p: float) -> None:
+    logits = torch.randn(20, 11, dtype=torch.float64)
+    kept = ~torch.isinf(top_p_filter(logits, p))
+    probs = torch.softmax(logits, -1)
+    for row in range(20):
+        pr, keep = probs[row], kept[row]
+        order = pr.argsort(descending=True).tolist()
+        n = int(keep.sum())
+        assert set(order[:n]) == set(torch.nonzero(keep).flatten().tolist())  # a prefix of the sorted order
+        assert pr[keep].sum() >= p - 1e-12  # enough mass
+        assert n == 1 or pr[order[: n - 1]].sum() < p  # and no smaller prefix has enough
+
+
+def test_top_p_worked_example() -> None:
+    probs = torch.tensor([[0.5, 0.05, 0.3, 0.15]])
+    kept = ~torch.isinf(top_p_filter(probs.log(), 0.8))
+    assert kept.tolist() == [[True, False, True, False]]  # 0.5 + 0.3 = 0.8 >= 0.8
+    kept = ~torch.isinf(top_p_filter(probs.log(), 0.81))
+    assert kept.tolist() == [[True, False, True, True]]
+    with pytest.raises(ValueError, match="top_p=0"):
+        top_p_filter(probs, 0.0)
+
+
+def test_sampling_frequencies_follow_filtered_softmax() -> None:
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0, -3.0]).repeat(40_000, 1)
+    ids = sample_logits(logits, temperature=0.5, top_k=3, generator=torch.Generator().manual_seed(0))
+    freq = torch.bincount(ids, minlength=5).double() / len(ids)
+    expected = torch.softmax(torch.tensor([2.0, 1.0, 0.0]) / 0.5, -1).double()
+    torch.testing.assert_close(freq[:3], expected, atol=0.01, rtol=0)
+    assert freq[3:].sum() == 0
+
+
+def test_sample_logits_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="temperature"):
+        sample_logits(torch.zeros(1, 3), temperature=-1.0)
+    with pytest.raises(ValueError, match=r"\(B, V\)"):
+        sample_logits(torch.zeros(3))
