@@ -18,10 +18,11 @@ FLOPs per weight and token) plus the attention scores and the weighted sum (PaLM
 nanoGPT's ``estimate_mfu``). Then the KV cache: the time to generate ``--gen-tokens`` tokens
 (batch 1, from a one-token prompt) with and without the cache, on a model of the same shape
 whose ``block_size`` is raised to hold the prompt and all the new tokens (speed does not depend
-on the weights; it is untrained).
+on the weights; it is untrained), timed by :func:`dlscratch.models.generation.time_generation`
+(one untimed run of each way, then the best of three alternating runs).
 
-``--seconds`` first times 10 steps of a throwaway copy to convert the budget into a step count
-(the cosine schedule needs to know where it ends). ``--compile`` wraps the model in
+``--seconds`` first times 21 steps of a throwaway copy, after 6 untimed warm-up steps, to
+convert the budget into a step count (the cosine schedule needs to know where it ends). ``--compile`` wraps the model in
 ``torch.compile`` (its compile time is printed separately), ``--bf16`` runs the forward pass
 under ``torch.autocast(dtype=torch.bfloat16)`` (the GPU preset's default).
 """
@@ -38,6 +39,7 @@ import torch
 from torch import nn
 
 from dlscratch.data import load_shakespeare
+from dlscratch.models.generation import time_generation
 from dlscratch.models.gpt import GPT, GPTConfig
 from dlscratch.training.lm import LMTrainConfig, evaluate_sequence_nll, split_text, train_sequence_lm
 
@@ -51,17 +53,6 @@ def flops_per_token(model: GPT) -> int:
 
 def wrap(model: GPT, args: argparse.Namespace) -> nn.Module:
     return torch.compile(model) if args.compile else model
-
-
-def generation_seconds(model: GPT, n: int, use_cache: bool, dev: torch.device) -> float:
-    idx = torch.zeros(1, 1, dtype=torch.long, device=dev)
-    model.generate(idx, 8, generator=torch.Generator().manual_seed(0), use_cache=use_cache)  # warm-up
-    t0 = time.perf_counter()
-    out = model.generate(idx, n, generator=torch.Generator().manual_seed(0), use_cache=use_cache)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    assert out.shape == (1, n + 1)
-    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -105,9 +96,11 @@ def main() -> None:
 
     if not args.no_train:
         if args.seconds is not None:
-            probe = copy.deepcopy(model)
-            t_probe = train_sequence_lm(wrap(probe, args), split.train.to(dev), replace(tcfg, steps=11, warmup_steps=1))
-            step_s = t_probe.train_seconds / 11
+            probe = wrap(copy.deepcopy(model), args)
+            short = replace(tcfg, steps=6, warmup_steps=1)
+            train_sequence_lm(probe, split.train.to(dev), short)  # warm-up: first steps are slow
+            t_probe = train_sequence_lm(probe, split.train.to(dev), replace(short, steps=21))
+            step_s = t_probe.train_seconds / 21
             tcfg = replace(tcfg, steps=max(tcfg.warmup_steps + 1, int(args.seconds / step_s)))
             print(f"probe: {1e3 * step_s:.1f} ms per step -> {tcfg.steps} steps for {args.seconds:g} s")
         print(f"training {tcfg}")
@@ -130,11 +123,10 @@ def main() -> None:
     if args.gen_tokens > 0:
         gcfg = replace(mcfg, block_size=max(mcfg.block_size, args.gen_tokens + 1), dropout=0.0)
         gen_model = GPT(gcfg).to(dev).eval()
-        with_cache = generation_seconds(gen_model, args.gen_tokens, True, dev)
-        without = generation_seconds(gen_model, args.gen_tokens, False, dev)
+        timing = time_generation(gen_model, args.gen_tokens)
         print(f"generation of {args.gen_tokens} tokens (block_size {gcfg.block_size}): "
-              f"{args.gen_tokens / with_cache:,.0f} tokens/s with the KV cache, "
-              f"{args.gen_tokens / without:,.0f} tokens/s without; speed-up {without / with_cache:.1f}x")
+              f"{args.gen_tokens / timing.cached_seconds:,.0f} tokens/s with the KV cache, "
+              f"{args.gen_tokens / timing.full_seconds:,.0f} tokens/s without; speed-up {timing.speedup:.1f}x")
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 

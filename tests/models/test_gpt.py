@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from dlscratch.layers.attention.kv_cache import KVCache, offset_causal_mask
-from dlscratch.models.generation import sample_logits, top_k_filter, top_p_filter
-from dlscratch.models.gpt import GPT, Block, CausalSelfAttention, FastCausalSelfAttention, GPTConfig
+from dlscratch.models.generation import GenerationTiming, sample_logits, time_generation, top_k_filter, top_p_filter
+from dlscratch.models.gpt import GPT, Block, CausalSelfAttention, FastCausalSelfAttention, GPTConfig, dropout_layer
 
 TINY = GPTConfig(vocab_size=13, block_size=16, n_layer=2, n_head=2, n_embd=12)
 
@@ -181,6 +181,39 @@ def test_kv_cache_generation_equals_recomputation(fast: bool, seed: int, prompt_
     assert a.shape == (3, prompt_len + new)
     assert torch.equal(a[:, :prompt_len], idx)
     assert torch.equal(a, b)
+
+
+def test_kv_cache_update_writes_into_the_buffers_of_its_layer() -> None:
+    cache = KVCache(3, 2, 2, 6, 4)
+    k1, v1 = torch.randn(2, 2, 2, 4), torch.randn(2, 2, 2, 4)
+    cache.update(1, k1, v1)
+    cache.advance(2)
+    k2, v2 = torch.randn(2, 2, 1, 4), torch.randn(2, 2, 1, 4)
+    ks, vs = cache.update(1, k2, v2)
+    torch.testing.assert_close(ks, torch.cat([k1, k2], dim=2), rtol=0, atol=0)
+    torch.testing.assert_close(vs, torch.cat([v1, v2], dim=2), rtol=0, atol=0)
+    torch.testing.assert_close(cache.k[1, :, :, :3], ks, rtol=0, atol=0)  # stored in the big buffer
+    assert cache.k[0].abs().sum() == 0 and cache.k[2].abs().sum() == 0  # other layers untouched
+    assert cache.k[1, :, :, 3:].abs().sum() == 0
+
+
+def test_dropout_layer_is_identity_at_zero_and_state_dicts_match() -> None:
+    assert isinstance(dropout_layer(0.0), torch.nn.Identity)
+    d = dropout_layer(0.25)
+    assert isinstance(d, torch.nn.Dropout) and d.p == 0.25
+    assert tiny(dropout=0.0).state_dict().keys() == tiny(dropout=0.1).state_dict().keys()
+
+
+def test_time_generation_reports_both_ways_and_checks_its_inputs() -> None:
+    m = tiny(block_size=21)
+    timing = time_generation(m, n_tokens=20, rounds=1)
+    assert isinstance(timing, GenerationTiming) and timing.n_tokens == 20
+    assert timing.cached_seconds > 0 and timing.full_seconds > 0
+    assert timing.speedup == pytest.approx(timing.full_seconds / timing.cached_seconds)
+    with pytest.raises(ValueError, match="block_size >= n_tokens \\+ 1 = 22"):
+        time_generation(m, n_tokens=21)
+    with pytest.raises(ValueError, match="rounds"):
+        time_generation(m, n_tokens=5, rounds=0)
 
 
 def test_generation_is_reproducible_with_a_seed() -> None:

@@ -15,11 +15,13 @@ The sampling helpers are small pure functions on a batch of next-token logits :m
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-__all__ = ["top_k_filter", "top_p_filter", "sample_logits", "generate"]
+__all__ = ["top_k_filter", "top_p_filter", "sample_logits", "generate", "GenerationTiming", "time_generation"]
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -67,7 +69,9 @@ def sample_logits(
     r"""Draw one token id per row from ``logits``: divide by the temperature, filter, sample.
 
     ``temperature=0`` means greedy decoding (the argmax). Filters apply in the order top-k, then
-    top-p. Sampling runs on the generator's device (CPU by default), so a seeded CPU generator
+    top-p. The draw inverts the cumulative distribution: with :math:`u \sim \mathcal{U}[0, 1)`,
+    the sampled id is the first :math:`i` with :math:`\sum_{j \le i} p_j > u` (what
+    ``torch.multinomial`` does for one sample, in three small operations). Sampling runs on the generator's device (CPU by default), so a seeded CPU generator
     gives the same tokens whatever device the model is on.
 
     Args:
@@ -89,14 +93,16 @@ def sample_logits(
         raise ValueError(f"temperature must be >= 0, got temperature={temperature!r}")
     if temperature == 0:
         return logits.argmax(dim=-1)
-    z = logits.float() / temperature  # (B, V)
+    z = logits.float() if temperature == 1 else logits.float() / temperature  # (B, V)
     if top_k is not None:
         z = top_k_filter(z, top_k)
     if top_p is not None:
         z = top_p_filter(z, top_p)
     probs = torch.softmax(z, dim=-1)  # (B, V)
     dev = generator.device if generator is not None else probs.device
-    ids = torch.multinomial(probs.to(dev), num_samples=1, generator=generator)  # (B, 1)
+    cdf = probs.to(dev).cumsum(dim=-1)  # (B, V), non-decreasing, ends near 1
+    u = torch.rand(probs.size(0), 1, generator=generator, device=dev) * cdf[:, -1:]  # (B, 1), in [0, total)
+    ids = torch.searchsorted(cdf, u, right=True)  # (B, 1): first i with cdf_i > u, so p_i > 0
     return ids.squeeze(1).to(logits.device)  # (B,)
 
 
@@ -142,12 +148,73 @@ def generate(
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     block = model.config.block_size
-    cache = model.new_kv_cache(idx.size(0)) if use_cache else None
-    for _ in range(max_new_tokens):
-        if cache is not None and idx.size(1) <= block:
-            logits, _ = model(idx[:, cache.length :], kv_cache=cache)  # the prompt, then one token
+    B, T0 = idx.shape
+    out = torch.empty(B, T0 + max_new_tokens, dtype=idx.dtype, device=idx.device)  # (B, T0 + n)
+    out[:, :T0] = idx
+    cache = model.new_kv_cache(B) if use_cache else None
+    for t in range(T0, T0 + max_new_tokens):  # t tokens so far
+        if cache is not None and t <= block:
+            logits, _ = model(out[:, cache.length : t], kv_cache=cache)  # the prompt, then one token
         else:
-            logits, _ = model(idx[:, -block:])  # (B, T, V): the whole window
-        nxt = sample_logits(logits[:, -1], temperature, top_k, top_p, generator)  # (B,)
-        idx = torch.cat([idx, nxt[:, None]], dim=1)  # (B, T + 1)
-    return idx
+            logits, _ = model(out[:, max(0, t - block) : t])  # (B, T, V): the whole window
+        out[:, t] = sample_logits(logits[:, -1], temperature, top_k, top_p, generator)  # (B,)
+    return out
+
+
+@dataclass(frozen=True)
+class GenerationTiming:
+    r"""Best wall-clock times of generating ``n_tokens`` tokens with and without the KV cache."""
+
+    n_tokens: int
+    cached_seconds: float
+    full_seconds: float  # full recomputation of the window at every step
+
+    @property
+    def speedup(self) -> float:
+        r"""How many times faster the cached generation is: ``full_seconds / cached_seconds``."""
+        return self.full_seconds / self.cached_seconds
+
+
+def time_generation(model: Any, n_tokens: int = 512, rounds: int = 3, seed: int = 0) -> GenerationTiming:
+    r"""Time :func:`generate` of ``n_tokens`` tokens from a one-token prompt, with and without the cache.
+
+    Each way runs once untimed (the first run pays one-off costs, such as fresh memory for every
+    new sequence length), then ``rounds`` times, alternating between the two so that a slow spell
+    of the machine hits both; the best time of each is kept. Batch 1, sampling at temperature 1
+    with a generator seeded by ``seed``; the two ways must produce the same tokens.
+
+    Args:
+        model: in ``eval()`` mode, with ``config.block_size > n_tokens`` so that every step
+            stays inside one context (the cache is then used throughout).
+        n_tokens: tokens to generate.
+        rounds: timed runs of each way.
+        seed: seed of the sampling generator (the same for every run).
+
+    Returns:
+        The :class:`GenerationTiming`.
+
+    Raises:
+        ValueError: if ``block_size`` cannot hold the prompt and all the tokens, or ``rounds < 1``.
+        RuntimeError: if the two ways generate different tokens.
+    """
+    if model.config.block_size < n_tokens + 1:
+        raise ValueError(f"time_generation needs block_size >= n_tokens + 1 = {n_tokens + 1}, got {model.config.block_size}")
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    dev = next(model.parameters()).device
+    start = torch.zeros(1, 1, dtype=torch.long, device=dev)  # (1, 1): one token, id 0
+    times: dict[bool, list[float]] = {True: [], False: []}
+    outputs: dict[bool, torch.Tensor] = {}
+    for rnd in range(rounds + 1):  # round 0 is the warm-up
+        for use_cache in (True, False):
+            t0 = time.perf_counter()
+            outputs[use_cache] = generate(
+                model, start, n_tokens, generator=torch.Generator().manual_seed(seed), use_cache=use_cache
+            )
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            if rnd > 0:
+                times[use_cache].append(time.perf_counter() - t0)
+    if not torch.equal(outputs[True], outputs[False]):
+        raise RuntimeError("generation with and without the KV cache produced different tokens")
+    return GenerationTiming(n_tokens, min(times[True]), min(times[False]))

@@ -78,6 +78,8 @@ class KVCache:
         shape = (n_layer, batch_size, n_head, max_len, head_size)
         self.k = torch.zeros(shape, device=device, dtype=dtype)  # (L, B, nh, max_len, hs)
         self.v = torch.zeros(shape, device=device, dtype=dtype)  # (L, B, nh, max_len, hs)
+        self._k = [self.k[i] for i in range(n_layer)]  # L views of shape (B, nh, max_len, hs)
+        self._v = [self.v[i] for i in range(n_layer)]
         self.max_len = max_len
         self.length = 0  # positions filled in every layer
 
@@ -92,9 +94,10 @@ class KVCache:
                 f"keys of shape {tuple(k.shape)} do not fit a cache of (B, nh, hs) = "
                 f"{(self.k.size(1), self.k.size(2), self.k.size(4))}"
             )
-        self.k[layer, :, :, self.length : end] = k  # (B, nh, T, hs) into (B, nh, max_len, hs)
-        self.v[layer, :, :, self.length : end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]  # (B, nh, S, hs), S = end
+        k_buf, v_buf = self._k[layer], self._v[layer]  # (B, nh, max_len, hs), views of the buffers
+        k_buf.narrow(2, self.length, T).copy_(k)  # positions length ... end - 1 <- (B, nh, T, hs)
+        v_buf.narrow(2, self.length, T).copy_(v)
+        return k_buf.narrow(2, 0, end), v_buf.narrow(2, 0, end)  # (B, nh, S, hs), S = end
 
     def advance(self, T: int) -> None:
         r"""Mark :math:`T` more positions as filled (after every layer has stored them)."""
