@@ -24,11 +24,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers.activations import softmax
-from ..layers.attention.functional import merge_heads, split_heads
+from ..layers.attention.functional import merge_heads
 from ..layers.attention.kv_cache import KVCache, offset_causal_mask
 from .generation import generate
 
-__all__ = ["GPTConfig", "CausalSelfAttention", "FastCausalSelfAttention", "MLP", "Block", "GPT"]
+__all__ = [
+    "GPTConfig", "dropout_layer", "split_qkv", "causal_sdpa", "CausalSelfAttention", "FastCausalSelfAttention",
+    "MLP", "Block", "GPT",
+]
 
 
 def dropout_layer(p: float) -> nn.Module:
@@ -38,6 +41,38 @@ def dropout_layer(p: float) -> nn.Module:
     counts in the one-token steps of cached generation, where per-call overheads dominate.
     """
     return nn.Dropout(p) if p > 0 else nn.Identity()
+
+
+def split_qkv(qkv: torch.Tensor, n_head: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""Split the output of the fused projection :math:`[Q, K, V]` into queries, keys and values, by head.
+
+    One view and one permute: chapter 11's
+    :func:`~dlscratch.layers.attention.functional.split_heads` three times over, in two cheap
+    operations.
+
+    Shape:
+        - qkv: :math:`(B, T, 3C)`; outputs: three :math:`(B, nh, T, hs)`, :math:`hs = C / nh`
+    """
+    B, T, C3 = qkv.shape
+    q, k, v = qkv.view(B, T, 3, n_head, C3 // (3 * n_head)).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, T, hs)
+    return q, k, v
+
+
+def causal_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
+    r"""Causal attention of :math:`T` queries, the last of :math:`S` positions, by ``F.scaled_dot_product_attention``.
+
+    Query :math:`i` sees keys :math:`j \le S - T + i` (``offset_causal_mask``). The mask is built
+    only when needed: with :math:`T = S` (no cache) the kernel's own ``is_causal``, with
+    :math:`T = 1` (one new token) none at all, since the newest token sees every key.
+
+    Shape:
+        - q: :math:`(B, nh, T, hs)`; k, v: :math:`(B, nh, S, hs)`; output: :math:`(B, nh, T, hs)`
+    """
+    T, S = q.size(2), k.size(2)
+    if T == S:  # no cache, or an empty one: the plain causal mask
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+    mask = None if T == 1 else offset_causal_mask(T, S, q.device)  # (T, S) or none
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
 
 
 @dataclass(frozen=True)
@@ -116,15 +151,8 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
 
     def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        r"""Project ``x`` to queries, keys and values, each :math:`(B, nh, T, hs)`.
-
-        One matmul gives :math:`[Q, K, V]`; one view and one permute split it into the three and
-        each into heads (chapter 11's ``split_heads`` three times over, in two cheap operations).
-        """
-        B, T, C = x.shape
-        qkv = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head)  # (B, T, 3C) -> (B, T, 3, nh, hs)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (3, B, nh, T, hs) -> 3 x (B, nh, T, hs)
-        return q, k, v
+        r"""Project ``x`` to queries, keys and values, each :math:`(B, nh, T, hs)` (:func:`split_qkv`)."""
+        return split_qkv(self.c_attn(x), self.n_head)  # (B, T, 3C) -> 3 x (B, nh, T, hs)
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         r"""Causal attention of the :math:`T` queries, the last of :math:`S` positions, to the :math:`S` keys.
@@ -155,12 +183,7 @@ class FastCausalSelfAttention(CausalSelfAttention):
     """
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        T, S = q.size(2), k.size(2)
-        p = self.dropout if self.training else 0.0
-        if T == S:  # no cache, or an empty one: the plain causal mask
-            return F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)  # (B, nh, T, hs)
-        mask = None if T == 1 else offset_causal_mask(T, S, q.device)  # one new query sees every key
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, nh, T, hs)
+        return causal_sdpa(q, k, v, self.dropout if self.training else 0.0)  # (B, nh, T, hs)
 
 
 class MLP(nn.Module):
@@ -306,8 +329,15 @@ class GPT(nn.Module):
         generator: torch.Generator | None = None,
         use_cache: bool = True,
     ) -> torch.Tensor:
-        r"""Continue ``idx`` by ``max_new_tokens`` sampled tokens; see :func:`dlscratch.models.generation.generate`."""
+        r"""Continue ``idx`` by ``max_new_tokens`` sampled tokens; see :func:`dlscratch.models.generation.generate`.
+
+        The steps run :class:`~dlscratch.models.gpt_engine.GPTEngine` on this model's weights:
+        the same logits as the module's forward pass in evaluation mode (no dropout, whatever
+        the mode), without the per-call costs of the module layer.
+        """
+        from .gpt_engine import GPTEngine  # gpt_engine imports this module
+
         return generate(
-            self, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+            GPTEngine(self), idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
             generator=generator, use_cache=use_cache,
         )
