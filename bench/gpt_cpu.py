@@ -19,12 +19,15 @@ nanoGPT's ``estimate_mfu``). Then the KV cache: the time to generate ``--gen-tok
 (batch 1, from a one-token prompt) with and without the cache, on a model of the same shape
 whose ``block_size`` is raised to hold the prompt and all the new tokens (speed does not depend
 on the weights; it is untrained), timed by :func:`dlscratch.models.generation.time_generation`
-(one untimed run of each way, then the best of three alternating runs).
+(one untimed run of each way, then the best of three alternating runs), once through
+:class:`dlscratch.models.gpt_engine.GPTEngine` (what ``GPT.generate`` runs) and once through the
+``nn.Module`` forward pass.
 
 ``--seconds`` first times 21 steps of a throwaway copy, after 6 untimed warm-up steps, to
-convert the budget into a step count (the cosine schedule needs to know where it ends). ``--compile`` wraps the model in
-``torch.compile`` (its compile time is printed separately), ``--bf16`` runs the forward pass
-under ``torch.autocast(dtype=torch.bfloat16)`` (the GPU preset's default).
+convert the budget into a step count (the cosine schedule needs to know where it ends).
+``--compile`` wraps the model in ``torch.compile`` (its compile time is printed separately),
+``--bf16`` runs the forward pass under ``torch.autocast(dtype=torch.bfloat16)`` (the GPU
+preset's default).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from torch import nn
 from dlscratch.data import load_shakespeare
 from dlscratch.models.generation import time_generation
 from dlscratch.models.gpt import GPT, GPTConfig
+from dlscratch.models.gpt_engine import GPTEngine
 from dlscratch.training.lm import LMTrainConfig, evaluate_sequence_nll, split_text, train_sequence_lm
 
 PRESETS = {"cpu": "cpu", "reference-cpu": "reference_cpu", "gpu": "gpu"}
@@ -123,10 +127,11 @@ def main() -> None:
     if args.gen_tokens > 0:
         gcfg = replace(mcfg, block_size=max(mcfg.block_size, args.gen_tokens + 1), dropout=0.0)
         gen_model = GPT(gcfg).to(dev).eval()
-        timing = time_generation(gen_model, args.gen_tokens)
-        print(f"generation of {args.gen_tokens} tokens (block_size {gcfg.block_size}): "
-              f"{args.gen_tokens / timing.cached_seconds:,.0f} tokens/s with the KV cache, "
-              f"{args.gen_tokens / timing.full_seconds:,.0f} tokens/s without; speed-up {timing.speedup:.1f}x")
+        for name, runner in (("GPTEngine (GPT.generate)", GPTEngine(gen_model)), ("nn.Module forward", gen_model)):
+            timing = time_generation(runner, args.gen_tokens)
+            print(f"generation of {args.gen_tokens} tokens (block_size {gcfg.block_size}), {name}: "
+                  f"{args.gen_tokens / timing.cached_seconds:,.0f} tokens/s with the KV cache, "
+                  f"{args.gen_tokens / timing.full_seconds:,.0f} tokens/s without; speed-up {timing.speedup:.1f}x")
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 
