@@ -280,6 +280,17 @@ def test_sampling_frequencies_follow_filtered_softmax() -> None:
     assert freq[3:].sum() == 0
 
 
+@pytest.mark.parametrize("u", [0.0, 1.0 - 2.0**-24])
+def test_sampling_extreme_uniform_draws_land_on_allowed_tokens(u: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    # u = 0 must not pick a zero-probability first token; u just below 1 must not run past the
+    # last allowed token (rounding of the cumulative sum) or out of the vocabulary
+    logits = torch.tensor([[float("-inf"), 0.3, 1.7, -0.2, float("-inf"), float("-inf")]] * 3)
+    monkeypatch.setattr(torch, "rand", lambda *size, generator=None, device=None: torch.full(size, u, device=device))
+    ids = sample_logits(logits, temperature=0.7)
+    expected = 1 if u == 0.0 else 3  # the first and the last token of nonzero probability
+    assert ids.tolist() == [expected] * 3
+
+
 def test_sample_logits_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="temperature"):
         sample_logits(torch.zeros(1, 3), temperature=-1.0)

@@ -70,9 +70,11 @@ def sample_logits(
 
     ``temperature=0`` means greedy decoding (the argmax). Filters apply in the order top-k, then
     top-p. The draw inverts the cumulative distribution: with :math:`u \sim \mathcal{U}[0, 1)`,
-    the sampled id is the first :math:`i` with :math:`\sum_{j \le i} p_j > u` (what
-    ``torch.multinomial`` does for one sample, in three small operations). Sampling runs on the generator's device (CPU by default), so a seeded CPU generator
-    gives the same tokens whatever device the model is on.
+    the sampled id is the first :math:`i` with :math:`F_i = \sum_{j \le i} p_j > u` (what
+    ``torch.multinomial`` does for one sample, in a few small operations). :math:`F` is divided
+    by its last entry, so that it ends at exactly 1 despite rounding and every :math:`u < 1`
+    finds a token of nonzero probability. Sampling runs on the generator's device (CPU by
+    default), so a seeded CPU generator gives the same tokens whatever device the model is on.
 
     Args:
         logits: next-token logits.
@@ -100,8 +102,9 @@ def sample_logits(
         z = top_p_filter(z, top_p)
     probs = torch.softmax(z, dim=-1)  # (B, V)
     dev = generator.device if generator is not None else probs.device
-    cdf = probs.to(dev).cumsum(dim=-1)  # (B, V), non-decreasing, ends near 1
-    u = torch.rand(probs.size(0), 1, generator=generator, device=dev) * cdf[:, -1:]  # (B, 1), in [0, total)
+    cdf = probs.to(dev).cumsum(dim=-1)  # (B, V), non-decreasing
+    cdf = cdf / cdf[:, -1:]  # ends at exactly 1 (x / x == 1 in floating point)
+    u = torch.rand(probs.size(0), 1, generator=generator, device=dev)  # (B, 1), in [0, 1)
     ids = torch.searchsorted(cdf, u, right=True)  # (B, 1): first i with cdf_i > u, so p_i > 0
     return ids.squeeze(1).to(logits.device)  # (B,)
 
