@@ -189,10 +189,10 @@ class LMTrainConfig:
     def cpu(cls) -> LMTrainConfig:
         r"""The chapter's CPU recipe (with :meth:`GPTConfig.cpu <dlscratch.models.gpt.GPTConfig.cpu>`): about a minute on 2 cores.
 
-        Batch 32 windows, 1500 steps (3.1M characters), peak learning rate :math:`1.2 \times 10^{-2}`
+        Batch 32 windows, 1400 steps (2.9M characters), peak learning rate :math:`1.2 \times 10^{-2}`
         after 50 warm-up steps, cosine decay to 2 % of it.
         """
-        return cls(batch_size=32, steps=1500, lr=1.2e-2, warmup_steps=50, min_lr_ratio=0.02)
+        return cls(batch_size=32, steps=1400, lr=1.2e-2, warmup_steps=50, min_lr_ratio=0.02)
 
     @classmethod
     def reference_cpu(cls) -> LMTrainConfig:
