@@ -5,7 +5,7 @@ Introduced in chapter 7, *Optimizers, schedules and training mechanics*.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -96,22 +96,12 @@ class Adam(ScratchOptimizer):
         check_nonnegative("eps", group["eps"])
         check_nonnegative("weight_decay", group["weight_decay"])
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
-        r"""Apply one update to every parameter that has a gradient; returns ``closure()`` if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                if group["weight_decay"] != 0:
-                    g = g + group["weight_decay"] * p  # L2: the decay joins the gradient
-                adam_update(p, g, self.state[p], group["lr"], group["betas"], group["eps"])
-        return loss
+    def update(self, p: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        r"""One step for ``p``: the L2 decay joins the gradient, then :func:`adam_update`."""
+        g = grad
+        if group["weight_decay"] != 0:
+            g = g + group["weight_decay"] * p  # L2: the decay joins the gradient
+        adam_update(p, g, state, group["lr"], group["betas"], group["eps"])
 
 
 class AdamW(Adam):
@@ -152,18 +142,8 @@ class AdamW(Adam):
     ) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
-        r"""Apply one update to every parameter that has a gradient; returns ``closure()`` if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if group["weight_decay"] != 0:
-                    p.mul_(1 - group["lr"] * group["weight_decay"])  # decoupled: shrink the weight itself
-                adam_update(p, p.grad, self.state[p], group["lr"], group["betas"], group["eps"])
-        return loss
+    def update(self, p: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        r"""One step for ``p``: shrink the weight (decoupled decay), then :func:`adam_update` on the raw gradient."""
+        if group["weight_decay"] != 0:
+            p.mul_(1 - group["lr"] * group["weight_decay"])  # decoupled: shrink the weight itself
+        adam_update(p, grad, state, group["lr"], group["betas"], group["eps"])

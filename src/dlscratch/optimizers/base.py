@@ -11,7 +11,7 @@ Introduced in chapter 7, *Optimizers, schedules and training mechanics*.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -43,9 +43,10 @@ class ScratchOptimizer(torch.optim.Optimizer):
     r"""A :class:`torch.optim.Optimizer` whose parameter groups are validated.
 
     Subclasses call ``super().__init__(params, defaults)`` and implement :meth:`check_group`
-    (raise :class:`ValueError` on a bad option) and ``step``. A parameter group with a key that
-    is not one of the optimizer's options (a typo such as ``momentun``) is rejected too: torch
-    would silently ignore it.
+    (raise :class:`ValueError` on a bad option) and :meth:`update`, the rule for one parameter;
+    :meth:`step` applies it to every parameter that has a gradient. A parameter group with a key
+    that is not one of the optimizer's options (a typo such as ``momentun``) is rejected too:
+    torch would silently ignore it.
     """
 
     def __init__(self, params: Iterable[torch.Tensor] | Iterable[dict[str, Any]], defaults: dict[str, Any]) -> None:
@@ -65,3 +66,27 @@ class ScratchOptimizer(torch.optim.Optimizer):
             )
         self.check_group({**self.defaults, **param_group})  # before torch stores the group
         super().add_param_group(param_group)
+
+    def update(self, p: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:  # pragma: no cover - abstract
+        r"""Update the parameter ``p`` in place from its gradient, its ``state`` and its group's options."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        r"""Apply :meth:`update` to every parameter that has a gradient.
+
+        Args:
+            closure: optional function that re-evaluates the model and returns the loss.
+
+        Returns:
+            The loss returned by ``closure``, if one was given.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.update(p, p.grad, self.state[p], group)
+        return loss

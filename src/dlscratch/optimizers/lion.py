@@ -5,7 +5,7 @@ Introduced in chapter 7, *Optimizers, schedules and training mechanics*.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -57,25 +57,13 @@ class Lion(ScratchOptimizer):
         check_betas(group["betas"])
         check_nonnegative("weight_decay", group["weight_decay"])
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
-        r"""Apply one update to every parameter that has a gradient; returns ``closure()`` if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, (beta1, beta2), wd = group["lr"], group["betas"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                state = self.state[p]
-                if not state:
-                    state["exp_avg"] = torch.zeros_like(p)  # m
-                m = state["exp_avg"]
-                c = beta1 * m + (1 - beta1) * g  # interpolation used only for the sign
-                p.mul_(1 - lr * wd)
-                p.sub_(lr * torch.sign(c))
-                m.mul_(beta2).add_((1 - beta2) * g)  # the momentum itself uses beta2
-        return loss
+    def update(self, p: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        r"""One step for ``p``: decoupled decay, a step of :math:`\pm\eta` per coordinate, then the momentum."""
+        lr, (beta1, beta2), wd = group["lr"], group["betas"], group["weight_decay"]
+        if not state:
+            state["exp_avg"] = torch.zeros_like(p)  # m
+        m = state["exp_avg"]
+        c = beta1 * m + (1 - beta1) * grad  # interpolation used only for the sign
+        p.mul_(1 - lr * wd)
+        p.sub_(lr * torch.sign(c))
+        m.mul_(beta2).add_((1 - beta2) * grad)  # the momentum itself uses beta2

@@ -5,7 +5,7 @@ Introduced in chapter 7, *Optimizers, schedules and training mechanics*.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -72,42 +72,31 @@ class RMSprop(ScratchOptimizer):
         if not isinstance(group["centered"], bool):
             raise ValueError(f"centered must be True or False, got centered={group['centered']!r}")
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
-        r"""Apply one update to every parameter that has a gradient; returns ``closure()`` if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, alpha, eps, wd, mu = (group[k] for k in ("lr", "alpha", "eps", "weight_decay", "momentum"))
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                if wd != 0:
-                    g = g + wd * p
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["square_avg"] = torch.zeros_like(p)
-                    if mu > 0:
-                        state["momentum_buffer"] = torch.zeros_like(p)
-                    if group["centered"]:
-                        state["grad_avg"] = torch.zeros_like(p)
-                state["step"] += 1
-                s = state["square_avg"]
-                s.mul_(alpha).add_((1 - alpha) * g * g)  # s_t = alpha s_{t-1} + (1 - alpha) g^2
-                if group["centered"]:
-                    g_bar = state["grad_avg"]
-                    g_bar.mul_(alpha).add_((1 - alpha) * g)
-                    rms = (s - g_bar * g_bar).sqrt() + eps
-                else:
-                    rms = s.sqrt() + eps
-                if mu > 0:
-                    buf = state["momentum_buffer"]
-                    buf.mul_(mu).add_(g / rms)
-                    p.sub_(lr * buf)
-                else:
-                    p.sub_(lr * g / rms)
-        return loss
+    def update(self, p: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        r"""One step for ``p``: L2 decay, the running mean of squares, then the (momentum) step."""
+        lr, alpha, eps, wd, mu = (group[k] for k in ("lr", "alpha", "eps", "weight_decay", "momentum"))
+        g = grad
+        if wd != 0:
+            g = g + wd * p
+        if not state:
+            state["step"] = 0
+            state["square_avg"] = torch.zeros_like(p)
+            if mu > 0:
+                state["momentum_buffer"] = torch.zeros_like(p)
+            if group["centered"]:
+                state["grad_avg"] = torch.zeros_like(p)
+        state["step"] += 1
+        s = state["square_avg"]
+        s.mul_(alpha).add_((1 - alpha) * g * g)  # s_t = alpha s_{t-1} + (1 - alpha) g^2
+        if group["centered"]:
+            g_bar = state["grad_avg"]
+            g_bar.mul_(alpha).add_((1 - alpha) * g)
+            rms = (s - g_bar * g_bar).sqrt() + eps
+        else:
+            rms = s.sqrt() + eps
+        if mu > 0:
+            buf = state["momentum_buffer"]
+            buf.mul_(mu).add_(g / rms)
+            p.sub_(lr * buf)
+        else:
+            p.sub_(lr * g / rms)

@@ -5,7 +5,7 @@ Introduced in chapter 7, *Optimizers, schedules and training mechanics*.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -70,35 +70,17 @@ class SGD(ScratchOptimizer):
         if group["nesterov"] and group["momentum"] == 0:
             raise ValueError(f"nesterov=True needs momentum > 0, got momentum={group['momentum']!r}")
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
-        r"""Apply one update to every parameter that has a gradient.
-
-        Args:
-            closure: optional function that re-evaluates the model and returns the loss.
-
-        Returns:
-            The loss returned by ``closure``, if one was given.
-        """
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                if wd != 0:
-                    g = g + wd * p  # L2 penalty: its gradient is wd * p
-                if mu != 0:
-                    state = self.state[p]
-                    if "momentum_buffer" not in state:
-                        buf = state["momentum_buffer"] = g.clone()  # b_1 = g_1
-                    else:
-                        buf = state["momentum_buffer"]
-                        buf.mul_(mu).add_(g)  # b_t = mu * b_{t-1} + g_t
-                    g = g + mu * buf if group["nesterov"] else buf
-                p.sub_(lr * g)
-        return loss
+    def update(self, p: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        r"""One step for ``p``: L2 decay, then (Nesterov) momentum, then :math:`\theta \leftarrow \theta - \eta\,g`."""
+        lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
+        g = grad
+        if wd != 0:
+            g = g + wd * p  # L2 penalty: its gradient is wd * p
+        if mu != 0:
+            if "momentum_buffer" not in state:
+                buf = state["momentum_buffer"] = g.clone()  # b_1 = g_1
+            else:
+                buf = state["momentum_buffer"]
+                buf.mul_(mu).add_(g)  # b_t = mu * b_{t-1} + g_t
+            g = g + mu * buf if group["nesterov"] else buf
+        p.sub_(lr * g)
