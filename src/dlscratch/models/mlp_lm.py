@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from ..layers.mini_nn import BatchNorm1d, Embedding, FlattenConsecutive, Layer, Linear, Sequential, Tanh
+from .layer_lm import LayerStackLM
 
 __all__ = ["MLPLMConfig", "MLPLM"]
 
@@ -94,7 +95,7 @@ class MLPLMConfig:
         return cls(steps=200_000, batch_size=32, lr=0.1, optimizer="sgd", schedule="step", min_lr_ratio=0.1)
 
 
-class MLPLM:
+class MLPLM(LayerStackLM):
     r"""The MLP language model: contexts ``(B, block_size)`` of ids → next-character logits ``(B, V)``.
 
     Args:
@@ -129,26 +130,3 @@ class MLPLM:
             hidden.weight *= c.tanh_gain  # Kaiming: std = gain / sqrt(fan_in)
             head.weight *= c.last_layer_scale  # logits start near 0: loss near log(V)
         self.layers = Sequential(layers)
-
-    def logits(self, ctx: torch.Tensor) -> torch.Tensor:
-        r"""Next-character logits for each context ``(B, T)`` → ``(B, V)``."""
-        return self.layers(ctx)
-
-    __call__ = logits
-
-    def parameters(self) -> list[torch.Tensor]:
-        r"""All trainable tensors, embedding table first."""
-        return self.layers.parameters()
-
-    def num_params(self) -> int:
-        r"""Number of trainable scalars (equals ``config.num_params``)."""
-        return sum(p.numel() for p in self.parameters())
-
-    def train(self, mode: bool = True) -> "MLPLM":
-        r"""Training mode: batch norm uses (and updates) batch statistics."""
-        self.layers.train(mode)
-        return self
-
-    def eval(self) -> "MLPLM":
-        r"""Evaluation mode: batch norm uses its running statistics."""
-        return self.train(False)
