@@ -18,6 +18,7 @@ import datetime
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -26,6 +27,7 @@ __all__ = [
     "BOS",
     "EOS",
     "MONTHS",
+    "SpecialTokenVocab",
     "SeqVocab",
     "DATE_VOCAB",
     "Seq2SeqSplit",
@@ -41,8 +43,66 @@ FORMATS = ("{d} {mon} {y}", "{mon} {d}, {y}")  # the two source formats
 FIRST_DAY, LAST_DAY = datetime.date(1950, 1, 1), datetime.date(2049, 12, 31)
 
 
+class SpecialTokenVocab:
+    r"""A vocabulary of ordinary tokens after three special ones: ``<pad>`` 0, ``<bos>`` 1, ``<eos>`` 2.
+
+    The shared half of :class:`SeqVocab` (characters) and
+    :class:`~dlscratch.data.translation.WordVocab` (words): subclasses give the ordinary
+    ``tokens`` (ids ``3 ..``, in order), how a text splits into them and how they join back.
+    """
+
+    kind: ClassVar[str]  # what a token is, for messages: "characters", "words"
+    sep: ClassVar[str]  # what joins decoded tokens
+
+    @property
+    def tokens(self) -> Sequence[str]:  # pragma: no cover - abstract
+        r"""The ordinary tokens, in index order."""
+        raise NotImplementedError
+
+    def split(self, text: str) -> list[str]:  # pragma: no cover - abstract
+        r"""The tokens of ``text``."""
+        raise NotImplementedError
+
+    def __post_init__(self) -> None:
+        if len(set(self.tokens)) != len(self.tokens):
+            raise ValueError(f"{self.kind} must be distinct, got {self.tokens!r}")
+
+    @property
+    def size(self) -> int:
+        r"""Number of tokens, the three special ones included."""
+        return len(self.tokens) + 3
+
+    @property
+    def itos(self) -> list[str]:
+        r"""Index → token."""
+        return ["<pad>", "<bos>", "<eos>", *self.tokens]
+
+    @property
+    def stoi(self) -> dict[str, int]:
+        r"""Token → index (ordinary tokens only)."""
+        return {t: i + 3 for i, t in enumerate(self.tokens)}
+
+    def encode(self, text: str) -> list[int]:
+        r"""Indices of the tokens of ``text``; ``ValueError`` naming any unknown token."""
+        stoi, parts = self.stoi, self.split(text)
+        unknown = sorted({t for t in parts if t not in stoi})
+        if unknown:
+            raise ValueError(f"{self.kind} {unknown} of {text!r} are not in the vocabulary {self.tokens!r}")
+        return [stoi[t] for t in parts]
+
+    def decode(self, ids: Sequence[int] | torch.Tensor) -> str:
+        r"""The tokens of ``ids`` up to the first ``<eos>``, skipping ``<pad>`` and ``<bos>``."""
+        out = []
+        for i in (ids.tolist() if isinstance(ids, torch.Tensor) else ids):
+            if i == EOS:
+                break
+            if i >= 3:
+                out.append(self.tokens[i - 3])
+        return self.sep.join(out)
+
+
 @dataclass(frozen=True)
-class SeqVocab:
+class SeqVocab(SpecialTokenVocab):
     r"""Characters with three special tokens in front: ``<pad>`` 0, ``<bos>`` 1, ``<eos>`` 2.
 
     Attributes:
@@ -50,43 +110,17 @@ class SeqVocab:
     """
 
     chars: str  # ordinary characters, ids 3..
-
-    def __post_init__(self) -> None:
-        if len(set(self.chars)) != len(self.chars):
-            raise ValueError(f"characters must be distinct, got {self.chars!r}")
+    kind: ClassVar[str] = "characters"
+    sep: ClassVar[str] = ""
 
     @property
-    def size(self) -> int:
-        r"""Number of tokens, the three special ones included."""
-        return len(self.chars) + 3
+    def tokens(self) -> str:
+        r"""The ordinary characters."""
+        return self.chars
 
-    @property
-    def itos(self) -> list[str]:
-        r"""Index → token."""
-        return ["<pad>", "<bos>", "<eos>", *self.chars]
-
-    @property
-    def stoi(self) -> dict[str, int]:
-        r"""Character → index (ordinary characters only)."""
-        return {c: i + 3 for i, c in enumerate(self.chars)}
-
-    def encode(self, text: str) -> list[int]:
-        r"""Indices of the characters of ``text``; ``ValueError`` naming any unknown character."""
-        stoi = self.stoi
-        unknown = sorted({c for c in text if c not in stoi})
-        if unknown:
-            raise ValueError(f"characters {unknown} of {text!r} are not in the vocabulary {self.chars!r}")
-        return [stoi[c] for c in text]
-
-    def decode(self, ids: Sequence[int] | torch.Tensor) -> str:
-        r"""The characters of ``ids`` up to the first ``<eos>``, skipping ``<pad>`` and ``<bos>``."""
-        out = []
-        for i in (ids.tolist() if isinstance(ids, torch.Tensor) else ids):
-            if i == EOS:
-                break
-            if i >= 3:
-                out.append(self.chars[i - 3])
-        return "".join(out)
+    def split(self, text: str) -> list[str]:
+        r"""The characters of ``text``."""
+        return list(text)
 
 
 DATE_VOCAB = SeqVocab("".join(sorted(set(" ,-0123456789" + "".join(MONTHS)))))

@@ -18,10 +18,11 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from .toy_seq import BOS, EOS, PAD, Seq2SeqTensors, SeqVocab
+from .toy_seq import BOS, EOS, PAD, Seq2SeqTensors, SeqVocab, SpecialTokenVocab
 
 __all__ = [
     "ONES",
@@ -42,42 +43,21 @@ MAX_NUMBER = 9999
 
 
 @dataclass(frozen=True)
-class WordVocab:
+class WordVocab(SpecialTokenVocab):
     r"""Whole words with ``<pad>`` 0, ``<bos>`` 1, ``<eos>`` 2 in front (words get ids ``3 ..``)."""
 
     words: tuple[str, ...]  # ordinary words, in index order
-
-    def __post_init__(self) -> None:
-        if len(set(self.words)) != len(self.words):
-            raise ValueError(f"words must be distinct, got {self.words!r}")
+    kind: ClassVar[str] = "words"
+    sep: ClassVar[str] = " "
 
     @property
-    def size(self) -> int:
-        r"""Number of tokens, the three special ones included."""
-        return len(self.words) + 3
+    def tokens(self) -> tuple[str, ...]:
+        r"""The ordinary words."""
+        return self.words
 
-    @property
-    def itos(self) -> list[str]:
-        r"""Index → token."""
-        return ["<pad>", "<bos>", "<eos>", *self.words]
-
-    def encode(self, text: str) -> list[int]:
-        r"""Ids of the space-separated words of ``text``; ``ValueError`` naming any unknown word."""
-        stoi = {w: i + 3 for i, w in enumerate(self.words)}
-        unknown = sorted({w for w in text.split() if w not in stoi})
-        if unknown:
-            raise ValueError(f"words {unknown} of {text!r} are not in the vocabulary")
-        return [stoi[w] for w in text.split()]
-
-    def decode(self, ids: Sequence[int] | torch.Tensor) -> str:
-        r"""The words of ``ids`` up to the first ``<eos>``, skipping ``<pad>`` and ``<bos>``."""
-        out = []
-        for i in (ids.tolist() if isinstance(ids, torch.Tensor) else ids):
-            if i == EOS:
-                break
-            if i >= 3:
-                out.append(self.words[i - 3])
-        return " ".join(out)
+    def split(self, text: str) -> list[str]:
+        r"""The space-separated words of ``text``."""
+        return text.split()
 
 
 NUMBER_WORDS = WordVocab(tuple(ONES) + tuple(TENS[2:]) + ("hundred", "thousand"))
