@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from .answers import require_callable
 from .core import exercise
 
 __all__ = [
@@ -37,15 +38,10 @@ LOGIT_SCALE_VAR_Q = 4.0
 LOGIT_SCALE_VAR_K = 1.0
 
 
-def _callable(answer: Any, what: str) -> None:
-    if not callable(answer):
-        raise AssertionError(f"pass your function itself ({what}), not {type(answer).__name__}.")
-
-
 @exercise("attention.causal_mask")
 def check_causal_mask(answer: Any) -> None:
     r"""``answer(T)`` must return the ``(T, T)`` bool mask, ``True`` where query i may see key j."""
-    _callable(answer, "my_causal_mask")
+    require_callable(answer, "my_causal_mask")
     for T in (4, 1, 2, 7):  # a telling size first: for T = 1 several wrong masks coincide
         got = answer(T)
         if not isinstance(got, torch.Tensor):
@@ -110,7 +106,7 @@ def check_predict_weights(answer: Any) -> None:
 @exercise("attention.padding_mask")
 def check_padding_mask(answer: Any) -> None:
     r"""``answer(q, k, v, lengths)``: attention where keys at positions ``>= lengths[b]`` get weight 0."""
-    _callable(answer, "attention_with_padding")
+    require_callable(answer, "attention_with_padding")
     gen = torch.Generator().manual_seed(11)
     B, T, S, hs, hs_v = 3, 4, 5, 8, 2
     q = torch.randn(B, T, hs, generator=gen, dtype=torch.float64)

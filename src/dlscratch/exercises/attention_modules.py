@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..layers.attention.modules import MultiHeadAttention
+from .answers import require_callable, require_number
 from .core import exercise
 
 __all__ = [
@@ -33,23 +34,10 @@ PARAM_COUNT_NUM_HEADS = 4
 MEMORY_SHAPE = {"B": 8, "nh": 8, "T": 1024, "S": 1024, "C": 512}
 
 
-def _number(answer: Any, what: str) -> float:
-    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
-        answer = answer.item()
-    if not isinstance(answer, (int, float)) or isinstance(answer, bool):
-        raise AssertionError(f"give {what} as a number, got {answer!r}.")
-    return float(answer)
-
-
-def _callable(answer: Any, what: str) -> None:
-    if not callable(answer):
-        raise AssertionError(f"pass your function itself ({what}), not {type(answer).__name__}.")
-
-
 @exercise("mha.param_count")
 def check_param_count(answer: Any) -> None:
     r"""The number of parameters of ``MultiHeadAttention(48, 4, bias=True)``."""
-    got = _number(answer, "the parameter count")
+    got = require_number(answer, "the parameter count")
     C, nh = PARAM_COUNT_EMBED_DIM, PARAM_COUNT_NUM_HEADS
     want = sum(p.numel() for p in nn.MultiheadAttention(C, nh, bias=True).parameters())
     if got == want:
@@ -75,7 +63,7 @@ def _random_torch_mha(C: int, nh: int, seed: int) -> nn.MultiheadAttention:
 @exercise("mha.load_from_torch")
 def check_load_from_torch(answer: Any) -> None:
     r"""``answer(ours, mha)`` copies ``mha``'s weights into ``ours`` so that both compute the same."""
-    _callable(answer, "load_weights")
+    require_callable(answer, "load_weights")
     C, nh = 12, 3
     mha = _random_torch_mha(C, nh, seed=5)
     ours = MultiHeadAttention(C, nh, dtype=torch.float64)
@@ -112,7 +100,7 @@ def check_load_from_torch(answer: Any) -> None:
 @exercise("mha.allowed_mask")
 def check_allowed_mask(answer: Any) -> None:
     r"""``answer(key_padding_mask, T, is_causal)`` returns the ``(B, 1, T, S)`` mask, ``True`` = may attend."""
-    _callable(answer, "allowed_mask")
+    require_callable(answer, "allowed_mask")
     pad = torch.tensor(
         [[False, False, False, False, False], [False, False, False, True, True], [False, True, False, False, True]]
     )  # (B=3, S=5), True = padding
@@ -154,7 +142,7 @@ def check_allowed_mask(answer: Any) -> None:
 @exercise("mha.weights_memory")
 def check_weights_memory(answer: Any) -> None:
     r"""Bytes of the per-head float32 attention weights for ``MEMORY_SHAPE``."""
-    got = _number(answer, "the number of bytes")
+    got = require_number(answer, "the number of bytes")
     s = MEMORY_SHAPE
     want = s["B"] * s["nh"] * s["T"] * s["S"] * torch.finfo(torch.float32).bits // 8
     if got == want:

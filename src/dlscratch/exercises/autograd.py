@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..autograd.engine import Value
+from .answers import require_callable
 from .core import exercise
 
 __all__ = [
@@ -35,11 +36,6 @@ PARAM_COUNT_NIN = 3
 PARAM_COUNT_NOUTS = (4, 4, 1)
 
 
-def _callable(answer: Any, what: str) -> None:
-    if not callable(answer):
-        raise AssertionError(f"pass your function itself ({what}), not {type(answer).__name__}.")
-
-
 def _close(a: float, b: float, tol: float = 1e-9) -> bool:
     return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
 
@@ -47,7 +43,7 @@ def _close(a: float, b: float, tol: float = 1e-9) -> bool:
 @exercise("autograd.sigmoid")
 def check_sigmoid(answer: Any) -> None:
     r"""``answer(v)`` returns one new :class:`Value` node holding :math:`\sigma(v)` and its local derivative."""
-    _callable(answer, "sigmoid")
+    require_callable(answer, "sigmoid")
     for x in (0.7, -2.0, 0.0, 3.5, -30.0):
         v = Value(x)
         out = answer(v)
@@ -143,7 +139,7 @@ def check_relu_mlp_backward(answer: Any) -> None:
 
     The network is ``Z = relu(X @ W1 + b1) @ W2 + b2`` with weights stored ``(fan_in, fan_out)``.
     """
-    _callable(answer, "relu_mlp_backward")
+    require_callable(answer, "relu_mlp_backward")
     fn: Callable[..., Any] = answer
     gen = torch.Generator().manual_seed(0)
     N, D, H, K = 7, 3, 5, 4

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .answers import require_callable, require_number
 from .core import exercise
 
 __all__ = [
@@ -48,23 +49,10 @@ def _count(words: Any) -> Counter[tuple[str, str]]:
     return counts
 
 
-def _number(answer: Any, what: str) -> float:
-    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
-        answer = answer.item()
-    if isinstance(answer, bool) or not isinstance(answer, (int, float)):
-        raise AssertionError(f"give {what} as a number, got {answer!r}.")
-    return float(answer)
-
-
-def _callable(answer: Any, what: str) -> None:
-    if not callable(answer):
-        raise AssertionError(f"pass your function itself ({what}), not {type(answer).__name__}.")
-
-
 @exercise("bigram.smoothed_prob")
 def check_smoothed_prob(answer: Any) -> None:
     r"""The add-``SMOOTH_K`` probability that ``SMOOTH_BIGRAM[1]`` follows ``SMOOTH_BIGRAM[0]``."""
-    got = _number(answer, "the probability")
+    got = require_number(answer, "the probability")
     a, b = SMOOTH_BIGRAM
     counts = _count(SMOOTH_CORPUS)
     n_ab = counts[a, b]
@@ -103,7 +91,7 @@ def check_after_q(answer: Any) -> None:
                 "Look at row 'q' of the count table (take its argmax)."
             )
         raise AssertionError(f"the first element should be one character such as 'e', got {char!r}.")
-    got = _number(prob, "the probability")
+    got = require_number(prob, "the probability")
     total = sum(row.values())
     want = (row[best] + 1) / (total + V)
     if math.isclose(got, want, rel_tol=1e-3):
@@ -120,7 +108,7 @@ def _nll(pairs: list[tuple[str, str]], table: list[list[float]]) -> float:
 @exercise("bigram.word_nll")
 def check_word_nll(answer: Any) -> None:
     r"""``answer(word, P)``: the mean NLL (nats) of the bigrams of ``word`` under the ``(27, 27)`` table ``P``."""
-    _callable(answer, "word_nll")
+    require_callable(answer, "word_nll")
     gen = torch.Generator().manual_seed(3)
     P = torch.rand(V, V, generator=gen, dtype=torch.float64) + 0.05
     P = P / P.sum(dim=1, keepdim=True)  # (V, V), rows sum to 1
@@ -128,7 +116,7 @@ def check_word_nll(answer: Any) -> None:
     for word in ("andrej", "q", "emma", "zzzq"):
         pairs = _bigrams(word)
         want = _nll(pairs, table)
-        got = _number(answer(word, P.clone()), f"word_nll({word!r}, P)")
+        got = require_number(answer(word, P.clone()), f"word_nll({word!r}, P)")
         if math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9):
             continue
         if math.isclose(got, want * len(pairs), rel_tol=1e-6):
@@ -150,7 +138,7 @@ def check_gradient(answer: Any) -> None:
     The data are summarised by ``counts`` (``counts[a, b]`` examples of ``b`` after ``a``); the
     objective is ``F.cross_entropy(W[x], y) + reg * (W ** 2).mean()``.
     """
-    _callable(answer, "bigram_grad")
+    require_callable(answer, "bigram_grad")
     gen = torch.Generator().manual_seed(7)
     n_tok = 5
     W = torch.randn(n_tok, n_tok, generator=gen, dtype=torch.float64)

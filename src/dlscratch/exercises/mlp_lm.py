@@ -8,13 +8,13 @@ solutions live in the tests, not here and not on the page.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .answers import require_callable
 from .core import NotAttempted, exercise
 
 __all__ = [
@@ -41,12 +41,6 @@ def _number(answer: Any, what: str) -> float:
     ):
         raise AssertionError(f"give the {what} as a single number, got {answer!r}.")
     return float(answer)
-
-
-def _callable(answer: Any, what: str) -> Callable[..., Any]:
-    if not callable(answer):
-        raise AssertionError(f"pass your function itself ({what}), not {type(answer).__name__}.")
-    return answer
 
 
 @exercise("mlp.kaiming_std")
@@ -104,7 +98,7 @@ def _bn_inputs() -> tuple[torch.Tensor, torch.Tensor]:
 @exercise("mlp.bn_backward")
 def check_bn_backward(answer: Any) -> None:
     r"""``answer(dout, x, gamma, eps)`` → ``(dx, dgamma, dbeta)`` of training-mode batch norm."""
-    fn = _callable(answer, "bn_backward")
+    fn = require_callable(answer, "bn_backward")
     x, gamma = _bn_inputs()
     beta = torch.randn(5, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     dout = torch.randn(16, 5, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
@@ -129,7 +123,7 @@ def check_bn_backward(answer: Any) -> None:
 @exercise("mlp.ce_grad")
 def check_ce_grad(answer: Any) -> None:
     r"""``answer(logits, targets)`` → the gradient of the *mean* cross-entropy with respect to the logits."""
-    fn = _callable(answer, "cross_entropy_grad")
+    fn = require_callable(answer, "cross_entropy_grad")
     g = torch.Generator().manual_seed(7)
     logits = 3.0 * torch.randn(12, 6, generator=g, dtype=torch.float64)
     targets = torch.randint(0, 6, (12,), generator=g)

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from .answers import require_callable, require_number
 from .core import exercise
 
 __all__ = [
@@ -43,23 +44,10 @@ def _pe(T: int, C: int) -> torch.Tensor:
     return torch.tensor([[_pe_entry(p, j, C) for j in range(C)] for p in range(T)], dtype=torch.float64)
 
 
-def _number(answer: Any, what: str) -> float:
-    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
-        answer = answer.item()
-    if not isinstance(answer, (int, float)) or isinstance(answer, bool):
-        raise AssertionError(f"give {what} as a number, got {answer!r}.")
-    return float(answer)
-
-
-def _callable(answer: Any, what: str) -> None:
-    if not callable(answer):
-        raise AssertionError(f"pass your function itself ({what}), not {type(answer).__name__}.")
-
-
 @exercise("pos.sinusoidal")
 def check_sinusoidal(answer: Any) -> None:
     r"""``answer(T, C)`` returns the ``(T, C)`` sinusoidal table, channels interleaved sin, cos."""
-    _callable(answer, "my_sinusoidal")
+    require_callable(answer, "my_sinusoidal")
     for T, C in ((50, 16), (3, 2), (7, 6)):
         got = answer(T, C)
         if not isinstance(got, torch.Tensor):
@@ -87,7 +75,7 @@ def check_sinusoidal(answer: Any) -> None:
 @exercise("pos.longest_wavelength")
 def check_longest_wavelength(answer: Any) -> None:
     r"""The longest wavelength (in positions) of the sinusoidal encoding with ``d_model = 512``."""
-    got = _number(answer, "the wavelength")
+    got = require_number(answer, "the wavelength")
     C = WAVELENGTH_D_MODEL
     slowest = BASE ** (-2 * (C // 2 - 1) / C)  # the last pair, i = C/2 - 1
     want = 2 * math.pi / slowest
@@ -107,7 +95,7 @@ def check_longest_wavelength(answer: Any) -> None:
 @exercise("pos.dot_product")
 def check_dot_product(answer: Any) -> None:
     r"""``<PE(3), PE(5)>`` for ``d_model = 4``."""
-    got = _number(answer, "the dot product")
+    got = require_number(answer, "the dot product")
     C = DOT_D_MODEL
     a, b = DOT_POSITIONS
     want = sum(_pe_entry(a, j, C) * _pe_entry(b, j, C) for j in range(C))
@@ -123,7 +111,7 @@ def check_dot_product(answer: Any) -> None:
 @exercise("pos.decode_position")
 def check_decode_position(answer: Any) -> None:
     r"""``answer(pe)`` recovers the integer position ``p`` from the ``(64,)`` vector ``PE(p)``."""
-    _callable(answer, "decode_position")
+    require_callable(answer, "decode_position")
     C = DECODE_D_MODEL
     gen = torch.Generator().manual_seed(13)
     positions = [0, 1, DECODE_MAX_POSITION - 1, 628, 629]  # 628 ~ 2 pi * 100: pairs w = 1, 0.1, 0.01 nearly repeat

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .answers import require_number
 from .core import NotAttempted, exercise
 
 __all__ = [
@@ -57,18 +58,10 @@ BEAM_TABLE: dict[str, dict[str, float]] = {
 }
 
 
-def _number(answer: Any, what: str) -> float:
-    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
-        answer = answer.item()
-    if isinstance(answer, bool) or not isinstance(answer, (int, float)):
-        raise AssertionError(f"give {what} as a number, got {answer!r}.")
-    return float(answer)
-
-
 @exercise("rnn.lstm_params")
 def check_lstm_params(answer: Any) -> None:
     r"""The number of parameters of ``nn.LSTM(LSTM_PARAMS_INPUT, LSTM_PARAMS_HIDDEN)``."""
-    got = _number(answer, "the parameter count")
+    got = require_number(answer, "the parameter count")
     I, H = LSTM_PARAMS_INPUT, LSTM_PARAMS_HIDDEN
     want = sum(p.numel() for p in nn.LSTM(I, H).parameters())
     if got == want:
@@ -135,7 +128,7 @@ def check_gru_step(answer: Any) -> None:
 @exercise("rnn.forget_bias")
 def check_forget_bias(answer: Any) -> None:
     r"""The smallest forget-gate bias with :math:`\sigma(b)^{N} \ge` ``FORGET_KEEP`` for ``N = FORGET_STEPS``."""
-    got = _number(answer, "the bias")
+    got = require_number(answer, "the bias")
     p = FORGET_KEEP ** (1 / FORGET_STEPS)  # the forget gate value needed at every step
     want = math.log(p / (1 - p))  # the inverse of the sigmoid
     if math.isclose(got, want, abs_tol=1e-2):

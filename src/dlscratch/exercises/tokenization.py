@@ -11,6 +11,7 @@ import random
 from collections import Counter
 from typing import Any
 
+from .answers import require_callable
 from .core import NotAttempted, exercise
 
 __all__ = [
@@ -29,11 +30,6 @@ APPLY_TEXT = " there"
 
 # tok.byte_tokens: how many tokens the byte-level tokenizer without merges makes of this string
 BYTES_TEXT = "naïve café: 東京 🙂"
-
-
-def _callable(answer: Any, what: str) -> None:
-    if not callable(answer):
-        raise AssertionError(f"pass your function itself ({what}), not {type(answer).__name__}.")
 
 
 def _apply_in_order(text: str, merges: tuple[tuple[str, str], ...]) -> list[str]:
@@ -96,7 +92,7 @@ def _pairs_reference(ids: list[int]) -> Counter:
 @exercise("tok.pair_counts")
 def check_pair_counts(answer: Any) -> None:
     r"""``answer(ids)`` returns a dict mapping each adjacent pair ``(a, b)`` to its count."""
-    _callable(answer, "get_pair_counts")
+    require_callable(answer, "get_pair_counts")
     rng = random.Random(7)
     cases = [[1, 2, 3, 1, 2], [7, 7, 7], [], [4], [5, 6, 5, 6, 5]]
     cases += [[rng.randrange(4) for _ in range(rng.randint(2, 30))] for _ in range(20)]
@@ -119,7 +115,7 @@ def check_pair_counts(answer: Any) -> None:
 @exercise("tok.merge")
 def check_merge(answer: Any) -> None:
     r"""``answer(ids, pair, new_id)`` replaces each occurrence of ``pair``, left to right, no overlaps."""
-    _callable(answer, "merge")
+    require_callable(answer, "merge")
     rng = random.Random(11)
     cases = [([1, 2, 3, 1, 2], (1, 2), 9), ([7, 7, 7], (7, 7), 9), ([7, 7, 7, 7], (7, 7), 9), ([], (1, 2), 9),
              ([1], (1, 2), 9), ([2, 1], (1, 2), 9), ([3, 1, 2], (1, 2), 4)]

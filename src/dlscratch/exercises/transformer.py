@@ -14,15 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .answers import require_callable
 from .core import NotAttempted, exercise
 
 __all__ = ["check_layer_params", "check_layer_norm", "check_ffn_share"]
 __all__ += ["check_decoder_params", "check_peak_lr", "check_beam_step"]
-
-
-def _callable(answer: Any, what: str) -> None:
-    if not callable(answer):
-        raise AssertionError(f"pass your function itself ({what}), not {type(answer).__name__}.")
 
 
 def _number(answer: Any) -> float:
@@ -41,7 +37,7 @@ def _count(module: nn.Module) -> int:
 @exercise("enc.layer_params")
 def check_layer_params(answer: Any) -> None:
     r"""``answer(d_model, dim_feedforward)`` = parameters of one encoder layer (biases included)."""
-    _callable(answer, "encoder_params")
+    require_callable(answer, "encoder_params")
     for C, F_ in ((8, 32), (512, 2048), (6, 10)):
         want = _count(nn.TransformerEncoderLayer(C, 2, F_))
         got = answer(C, F_)
@@ -60,7 +56,7 @@ def check_layer_params(answer: Any) -> None:
 @exercise("enc.layer_norm")
 def check_layer_norm(answer: Any) -> None:
     r"""``answer(x, weight, bias, eps)`` must equal ``F.layer_norm`` over the last dimension."""
-    _callable(answer, "my_layer_norm")
+    require_callable(answer, "my_layer_norm")
     gen = torch.Generator().manual_seed(3)
     x = 3 * torch.randn(2, 5, 7, generator=gen, dtype=torch.float64) + 1
     w, b = torch.randn(7, generator=gen, dtype=torch.float64), torch.randn(7, generator=gen, dtype=torch.float64)
@@ -100,7 +96,7 @@ def check_ffn_share(answer: Any) -> None:
 @exercise("encdec.decoder_params")
 def check_decoder_params(answer: Any) -> None:
     r"""``answer(d_model, dim_feedforward)`` = parameters of one decoder layer (biases included)."""
-    _callable(answer, "decoder_params")
+    require_callable(answer, "decoder_params")
     for C, F_ in ((8, 32), (512, 2048), (6, 10)):
         want = _count(nn.TransformerDecoderLayer(C, 2, F_))
         got = answer(C, F_)
@@ -118,7 +114,7 @@ def check_decoder_params(answer: Any) -> None:
 @exercise("encdec.peak_lr")
 def check_peak_lr(answer: Any) -> None:
     r"""``answer(d_model, warmup_steps)`` = the largest learning rate of the paper's schedule."""
-    _callable(answer, "peak_lr")
+    require_callable(answer, "peak_lr")
     for d, w in ((512, 4000), (64, 100), (1024, 10)):
         want = max(d**-0.5 * min(n**-0.5, n * w**-1.5) for n in range(1, 3 * w))  # brute force over steps
         got = answer(d, w)
@@ -133,7 +129,7 @@ def check_peak_lr(answer: Any) -> None:
 @exercise("encdec.beam_step")
 def check_beam_step(answer: Any) -> None:
     r"""``answer(scores, logp, K)`` = the K best one-token extensions: (scores, parent, token), best first."""
-    _callable(answer, "beam_step")
+    require_callable(answer, "beam_step")
     gen = torch.Generator().manual_seed(16)
     scores = -torch.rand(3, generator=gen, dtype=torch.float64).sort(descending=True).values * 4  # (K,)
     logp = torch.randn(3, 7, generator=gen, dtype=torch.float64).log_softmax(-1)  # (K, V)

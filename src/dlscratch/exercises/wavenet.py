@@ -7,13 +7,13 @@ live in the tests, not here and not on the page.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .answers import require_callable
 from .core import NotAttempted, exercise
 
 __all__ = [
@@ -35,12 +35,6 @@ EX_HIDDEN = 64
 # wavenet.receptive_field: which of the 8 input characters reach this position of this level
 RF_LEVEL = 2  # output of the second FlattenConsecutive -> Linear -> BatchNorm1d -> Tanh, shape (B, 2, H)
 RF_POSITION = 1
-
-
-def _callable(answer: Any, what: str) -> Callable[..., Any]:
-    if not callable(answer):
-        raise AssertionError(f"pass your function itself ({what}), not {type(answer).__name__}.")
-    return answer
 
 
 @exercise("wavenet.param_count")
@@ -80,7 +74,7 @@ def _reference_flatten(x: torch.Tensor, n: int) -> torch.Tensor:
 @exercise("wavenet.flatten_consecutive")
 def check_flatten_consecutive(answer: Any) -> None:
     r"""``answer(x, n)``: ``(B, T, C) → (B, T/n, nC)``, dropping the time dimension when it becomes 1."""
-    fn = _callable(answer, "flatten_consecutive")
+    fn = require_callable(answer, "flatten_consecutive")
     g = torch.Generator().manual_seed(3)
     for B, T, C, n in [(4, 8, 3, 2), (2, 8, 5, 8), (3, 6, 2, 3), (2, 2, 7, 2)]:
         x = torch.randn(B, T, C, generator=g)
@@ -123,7 +117,7 @@ def check_receptive_field(answer: Any) -> None:
 @exercise("wavenet.batchnorm_3d")
 def check_batchnorm_3d(answer: Any) -> None:
     r"""``answer(x, gamma, beta, eps)``: training-mode batch norm of ``(N, L, C)`` input, one statistic per channel."""
-    fn = _callable(answer, "batchnorm_3d")
+    fn = require_callable(answer, "batchnorm_3d")
     g = torch.Generator().manual_seed(9)
     x = torch.randn(6, 4, 5, generator=g, dtype=torch.float64) * torch.linspace(1, 3, 4, dtype=torch.float64)[:, None] + torch.arange(4.0, dtype=torch.float64)[:, None]
     gamma = torch.rand(5, generator=g, dtype=torch.float64) + 0.5
