@@ -20,7 +20,7 @@ nanoGPT's ``estimate_mfu``). Then the KV cache: the time to generate ``--gen-tok
 whose ``block_size`` is raised to hold the prompt and all the new tokens (speed does not depend
 on the weights; it is untrained), timed by :func:`dlscratch.models.generation.time_generation`
 (one untimed run of each way, then the best of three alternating runs), once through
-:class:`dlscratch.models.gpt_engine.GPTEngine` (what ``GPT.generate`` runs) and once through the
+:class:`dlscratch.models.fused_decoder.FusedDecoder` (what ``GPT.generate`` runs) and once through the
 ``nn.Module`` forward pass.
 
 ``--seconds`` first times 21 steps of a throwaway copy, after 6 untimed warm-up steps, to
@@ -44,7 +44,7 @@ from torch import nn
 from dlscratch.data import load_shakespeare
 from dlscratch.models.generation import time_generation
 from dlscratch.models.gpt import GPT, GPTConfig
-from dlscratch.models.gpt_engine import GPTEngine
+from dlscratch.models.fused_decoder import FusedDecoder
 from dlscratch.training.lm import LMTrainConfig, evaluate_sequence_nll, split_text, train_sequence_lm
 
 PRESETS = {"cpu": "cpu", "reference-cpu": "reference_cpu", "gpu": "gpu"}
@@ -74,6 +74,8 @@ def main() -> None:
     parser.add_argument("--no-train", action="store_true", help="only the KV-cache timing")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: the preset's)")
+    parser.add_argument("--kernels", choices=("written", "fused"), default="fused",
+                        help="our attention and LayerNorm, or PyTorch's fused kernels (the chapter trains with fused)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     os.environ.setdefault("DLSCRATCH_BOOK_BUILD", "1")  # no progress bar: it would cost time
@@ -84,6 +86,7 @@ def main() -> None:
     preset = PRESETS[args.preset]
     mcfg = getattr(GPTConfig, preset)(vocab_size=split.tokenizer.vocab_size)
     mcfg = replace(mcfg, **{k: getattr(args, k) for k in ("block_size", "n_layer", "n_head", "n_embd", "dropout") if getattr(args, k) is not None})
+    mcfg = replace(mcfg, kernels=args.kernels)
     tcfg = getattr(LMTrainConfig, preset)()
     tcfg = replace(tcfg, **{k: getattr(args, k) for k in ("batch_size", "warmup_steps", "lr", "min_lr_ratio") if getattr(args, k) is not None})
     if args.steps is not None:
@@ -127,7 +130,7 @@ def main() -> None:
     if args.gen_tokens > 0:
         gcfg = replace(mcfg, block_size=max(mcfg.block_size, args.gen_tokens + 1), dropout=0.0)
         gen_model = GPT(gcfg).to(dev).eval()
-        for name, runner in (("GPTEngine (GPT.generate)", GPTEngine(gen_model)), ("nn.Module forward", gen_model)):
+        for name, runner in (("FusedDecoder (GPT.generate)", FusedDecoder(gen_model)), ("nn.Module forward", gen_model)):
             timing = time_generation(runner, args.gen_tokens)
             print(f"generation of {args.gen_tokens} tokens (block_size {gcfg.block_size}), {name}: "
                   f"{args.gen_tokens / timing.cached_seconds:,.0f} tokens/s with the KV cache, "

@@ -34,8 +34,8 @@ def num_parameters_solution() -> int:
 
 def kv_cache_bytes_solution() -> int:
     c = CACHE_CONFIG
-    cache = KVCache(c["n_layer"], c["batch_size"], c["n_head"], c["context"], c["n_embd"] // c["n_head"], device="meta")
-    return cache.nbytes()
+    cache = KVCache(c["batch_size"], c["n_head"], c["context"], c["n_embd"] // c["n_head"], device="meta")
+    return c["n_layer"] * cache.nbytes()  # one cache per layer
 
 
 def filter_probs_solution() -> list[float]:

@@ -1,4 +1,4 @@
-"""MultiHeadAttention and FastMultiHeadAttention against nn.MultiheadAttention(batch_first=True).
+"""MultiHeadAttention (written and SDPA attend) against nn.MultiheadAttention(batch_first=True).
 
 Weights are copied across; outputs, attention weights (averaged and per head), the input
 gradients and every parameter gradient are compared in float64, with and without bias, for
@@ -11,9 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-from dlscratch.layers import FastMultiHeadAttention, MultiHeadAttention, causal_mask
+from functools import partial
+
+from dlscratch.layers import MultiHeadAttention, causal_mask
 
 DT = torch.float64
+FastMultiHeadAttention = partial(MultiHeadAttention, attend="sdpa")  # the same module, SDPA attend
 
 # B, T, S, C, nh
 SHAPES = [
@@ -143,7 +146,7 @@ def test_fully_masked_query() -> None:
     fast.load_state_dict(slow.state_dict())
     x = torch.randn(2, 3, 8, dtype=DT)
     pad = torch.tensor([[False] * 3, [True] * 3])  # sequence 1 has no key at all
-    y_slow, y_fast = slow(x, key_padding_mask=pad)[0], fast(x, key_padding_mask=pad)
+    y_slow, y_fast = slow(x, key_padding_mask=pad)[0], fast(x, key_padding_mask=pad)[0]
     assert torch.isnan(y_slow[1]).all() and not torch.isnan(y_slow[0]).any()  # no defined softmax
     torch.testing.assert_close(y_fast[1], fast.out_proj.bias.expand(3, 8))  # attention step gives zeros
     torch.testing.assert_close(y_fast[0], y_slow[0])
@@ -205,7 +208,8 @@ def test_fast_equals_hand_written(B: int, T: int, S: int, C: int, nh: int, case:
     a_in = [x.clone().requires_grad_() for x in xs]
     b_in = [x.clone().requires_grad_() for x in xs]
     y_slow = slow(*a_in, **kw)[0]
-    y_fast = fast(*b_in, **kw)
+    y_fast, w_fast = fast(*b_in, **kw)
+    assert w_fast is None  # the fused kernel never forms the weights
     torch.testing.assert_close(y_fast, y_slow, atol=1e-12, rtol=1e-10)
     g = torch.randn_like(y_slow)
     (y_slow * g).sum().backward()
@@ -222,8 +226,7 @@ def test_causality(cls) -> None:
     x = torch.randn(2, 6, 12, dtype=DT)
 
     def out(x: torch.Tensor) -> torch.Tensor:
-        y = mha(x, is_causal=True)
-        return y[0] if isinstance(y, tuple) else y
+        return mha(x, is_causal=True)[0]
 
     y = out(x)
     for t in range(5):
@@ -284,7 +287,7 @@ def test_input_errors(cls) -> None:
 
 def test_torch_conversion_errors() -> None:
     ours = MultiHeadAttention(8, 2)
-    with pytest.raises(ValueError, match=r"ours has embed_dim=8, num_heads=2; torch's has embed_dim=8, num_heads=4"):
+    with pytest.raises(ValueError, match=r"ours has embed_dim=8, num_heads=2, num_kv_heads=2; torch's has embed_dim=8, num_heads=4"):
         ours.load_from_torch(nn.MultiheadAttention(8, 4, batch_first=True))
     with pytest.raises(ValueError, match=r"bias mismatch: ours bias=True, torch's bias=False"):
         ours.load_from_torch(nn.MultiheadAttention(8, 2, bias=False, batch_first=True))

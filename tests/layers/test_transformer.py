@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 from torch import nn
 
 from dlscratch.layers import (
-    LayerNorm,
     TransformerDecoder,
     TransformerDecoderLayer,
     TransformerEncoder,
@@ -16,6 +17,7 @@ from dlscratch.layers import (
     decoder_layer_params,
     encoder_layer_params,
 )
+from dlscratch.layers import MLP, Block, LayerNorm, MultiHeadAttention
 from tests.helpers import assert_same_forward_backward
 
 D = torch.float64
@@ -27,37 +29,32 @@ def _padding(B: int, T: int) -> torch.Tensor:
     return torch.arange(T)[None, :] >= lengths[:, None]  # (B, T) True = pad
 
 
-def _qkv_grad(ours_attn: nn.Module, torch_attn: nn.MultiheadAttention) -> None:
-    g = torch.cat([ours_attn.q_proj.weight.grad, ours_attn.k_proj.weight.grad, ours_attn.v_proj.weight.grad])
-    torch.testing.assert_close(g, torch_attn.in_proj_weight.grad, atol=1e-10, rtol=1e-8)
-    gb = torch.cat([ours_attn.q_proj.bias.grad, ours_attn.k_proj.bias.grad, ours_attn.v_proj.bias.grad])
-    torch.testing.assert_close(gb, torch_attn.in_proj_bias.grad, atol=1e-10, rtol=1e-8)
-    torch.testing.assert_close(ours_attn.out_proj.weight.grad, torch_attn.out_proj.weight.grad, atol=1e-10, rtol=1e-8)
+def _attn_grads(attn: nn.Module, name: str) -> dict[str, torch.Tensor]:
+    """Our attention's gradients in nn.MultiheadAttention's layout (q, k, v stacked)."""
+    return {
+        f"{name}.in_proj_weight": torch.cat([getattr(attn, f"{p}_proj").weight.grad for p in "qkv"]),
+        f"{name}.in_proj_bias": torch.cat([getattr(attn, f"{p}_proj").bias.grad for p in "qkv"]),
+        f"{name}.out_proj.weight": attn.out_proj.weight.grad,
+        f"{name}.out_proj.bias": attn.out_proj.bias.grad,
+    }
 
 
-def _common_grads(ours: nn.Module, theirs: nn.Module, norms: int) -> None:
-    for lin in ("linear1", "linear2"):
-        for p in ("weight", "bias"):
-            torch.testing.assert_close(getattr(getattr(ours.ff, lin), p).grad, getattr(getattr(theirs, lin), p).grad)
-    for i in range(1, norms + 1):
-        for p in ("weight", "bias"):
-            torch.testing.assert_close(getattr(getattr(ours, f"norm{i}"), p).grad, getattr(getattr(theirs, f"norm{i}"), p).grad)
-    _qkv_grad(ours.self_attn, theirs.self_attn)
+def torch_layout_grads(layer: nn.Module) -> dict[str, torch.Tensor]:
+    """Every parameter gradient of our encoder or decoder layer, under torch's parameter names."""
+    out = _attn_grads(layer.attn, "self_attn")
+    out.update({f"linear1.{p}": getattr(layer.mlp.up, p).grad for p in ("weight", "bias")})
+    out.update({f"linear2.{p}": getattr(layer.mlp.down, p).grad for p in ("weight", "bias")})
+    norms = [layer.norm1, layer.norm2]
+    if isinstance(layer, TransformerDecoderLayer):
+        out.update(_attn_grads(layer.cross_attn, "multihead_attn"))
+        norms = [layer.norm1, layer.norm_cross, layer.norm2]  # torch numbers them in sublayer order
+    for i, norm in enumerate(norms, start=1):
+        out.update({f"norm{i}.{p}": getattr(norm, p).grad for p in ("weight", "bias")})
+    return out
 
 
-@pytest.mark.parametrize("C", [5, 12])
-def test_layernorm_matches_torch(C: int) -> None:
-    ours, ref = LayerNorm(C).double(), nn.LayerNorm(C).double()
-    with torch.no_grad():
-        ref.weight.normal_()
-        ref.bias.normal_()
-    ours.load_state_dict(ref.state_dict())
-    assert_same_forward_backward(ours, ref, [torch.randn(3, 4, C, dtype=D)])
-    x = torch.randn(2, C, dtype=D)
-    ours(x).sum().backward()
-    ref(x).sum().backward()
-    torch.testing.assert_close(ours.weight.grad, ref.weight.grad)
-    torch.testing.assert_close(ours.bias.grad, ref.bias.grad)
+def torch_grads(m: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: p.grad for k, p in m.named_parameters()}
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
@@ -68,12 +65,13 @@ def test_encoder_layer_matches_torch(norm_first: bool, B: int, T: int, C: int, n
         for p in ref.parameters():
             p.add_(0.1 * torch.randn_like(p))
     ours = TransformerEncoderLayer(C, nh, 20, dropout=0.1, norm_first=norm_first).double().eval()
+    assert isinstance(ours, Block) and isinstance(ours.mlp, MLP) and isinstance(ours.norm1, LayerNorm)  # kit parts
     ours.load_from_torch(ref)
     pad = _padding(B, T)
     assert_same_forward_backward(
-        lambda x: ours(x, key_padding_mask=pad), lambda x: ref(x, src_key_padding_mask=pad), [torch.randn(B, T, C, dtype=D)]
+        lambda x: ours(x, key_padding_mask=pad), lambda x: ref(x, src_key_padding_mask=pad), [torch.randn(B, T, C, dtype=D)],
+        modules=(ours, ref), grads=(torch_layout_grads, torch_grads),
     )
-    _common_grads(ours, ref, norms=2)
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
@@ -91,9 +89,8 @@ def test_decoder_layer_matches_torch(norm_first: bool, B: int, T: int, S: int, C
         lambda x, m: ours(x, m, memory_key_padding_mask=mem_pad),
         lambda x, m: ref(x, m, tgt_mask=causal, tgt_is_causal=True, memory_key_padding_mask=mem_pad),
         [torch.randn(B, T, C, dtype=D), torch.randn(B, S, C, dtype=D)],
+        modules=(ours, ref), grads=(torch_layout_grads, torch_grads),
     )
-    _common_grads(ours, ref, norms=3)
-    _qkv_grad(ours.multihead_attn, ref.multihead_attn)
 
 
 def test_stacks_match_torch() -> None:
@@ -149,3 +146,22 @@ def test_norm_first_mismatch_raises() -> None:
     ref = nn.TransformerEncoderLayer(8, 2, 16, batch_first=True, norm_first=True)
     with pytest.raises(ValueError, match="norm_first"):
         TransformerEncoderLayer(8, 2, 16, norm_first=False).load_from_torch(ref)
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_block_pre_and_post_ln_formulas(norm_first: bool) -> None:
+    # pre-LN: x + A(N1 x), then + F(N2 .); post-LN: N1(x + A x), then N2(. + F .)
+    attn, mlp = MultiHeadAttention(8, 2, causal=True, dtype=D), MLP(8, 16).double()
+    block = Block(attn, mlp, partial(LayerNorm, 8), norm_first=norm_first).double()
+    x = torch.randn(2, 5, 8, dtype=D)
+
+    def a(h: torch.Tensor) -> torch.Tensor:
+        return attn(h, need_weights=False)[0]
+
+    if norm_first:
+        h = x + a(block.norm1(x))
+        want = h + mlp(block.norm2(h))
+    else:
+        h = block.norm1(x + a(x))
+        want = block.norm2(h + mlp(h))
+    torch.testing.assert_close(block(x), want, atol=0, rtol=0)

@@ -1,4 +1,4 @@
-"""GPT: config checks, causality, both attention paths, KV cache == recomputation, sampling filters."""
+"""GPT: config checks, kit composition, causality, written vs fused kernels, KV cache == recomputation, sampling."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlscratch.layers.attention.kv_cache import KVCache, offset_causal_mask
+from dlscratch.layers import MLP, Block, FusedLayerNorm, KVCache, LayerNorm, MultiHeadAttention
 from dlscratch.models.generation import GenerationTiming, sample_logits, time_generation, top_k_filter, top_p_filter
-from dlscratch.models.gpt import GPT, Block, CausalSelfAttention, FastCausalSelfAttention, GPTConfig, dropout_layer
+from dlscratch.models.gpt import GPT, GPTConfig
+from tests.helpers import assert_same_forward_backward
 
 TINY = GPTConfig(vocab_size=13, block_size=16, n_layer=2, n_head=2, n_embd=12)
 
@@ -28,7 +29,9 @@ def test_config_rejects_width_not_divisible_by_heads() -> None:
         GPTConfig(n_embd=10, n_head=4)
 
 
-@pytest.mark.parametrize("field, value", [("n_layer", 0), ("block_size", -1), ("vocab_size", 2.5), ("dropout", 1.0)])
+@pytest.mark.parametrize(
+    "field, value", [("n_layer", 0), ("block_size", -1), ("vocab_size", 2.5), ("dropout", 1.0), ("kernels", "flash")]
+)
 def test_config_rejects_bad_sizes(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
         GPTConfig(**{field: value})
@@ -70,9 +73,9 @@ def test_loss_is_cross_entropy_and_starts_near_log_vocab() -> None:
     assert abs(loss.item() - math.log(13)) < 0.1  # small initial weights: nearly uniform predictions
 
 
-@pytest.mark.parametrize("fast", [True, False])
-def test_causality(fast: bool) -> None:
-    m = tiny(fast_attention=fast)
+@pytest.mark.parametrize("kernels", ["written", "fused"])
+def test_causality(kernels: str) -> None:
+    m = tiny(kernels=kernels)
     x = torch.randint(0, 13, (2, 16))
     base, _ = m(x)
     for t in range(15):
@@ -95,85 +98,82 @@ def test_gpt2_initialisation() -> None:
     c = GPTConfig(vocab_size=65, block_size=64, n_layer=8, n_head=4, n_embd=256)
     m = GPT(c)
     std = {n: p.std().item() for n, p in m.named_parameters() if p.dim() == 2}
-    assert abs(std["h.0.attn.c_attn.weight"] - 0.02) < 0.002
-    assert abs(std["h.3.mlp.c_fc.weight"] - 0.02) < 0.002
-    for name in ("h.0.attn.c_proj.weight", "h.7.mlp.c_proj.weight"):
+    assert abs(std["blocks.0.attn.q_proj.weight"] - 0.02) < 0.002
+    assert abs(std["blocks.3.mlp.up.weight"] - 0.02) < 0.002
+    for name in ("blocks.0.attn.out_proj.weight", "blocks.7.mlp.down.weight"):
         assert abs(std[name] - 0.02 / math.sqrt(16)) < 0.0006, name
 
 
-# --- the two attention paths -----------------------------------------------------------------
+# --- kit parts, written and fused kernels ----------------------------------------------------
 
 
-@pytest.mark.parametrize("T", [1, 5, 16])
-@pytest.mark.parametrize("n_head", [1, 3])
-def test_written_attention_equals_sdpa_values_and_gradients(T: int, n_head: int) -> None:
-    cfg = GPTConfig(vocab_size=7, block_size=16, n_layer=1, n_head=n_head, n_embd=9 * n_head, bias=True)
-    ours = CausalSelfAttention(cfg).double()
-    fast = FastCausalSelfAttention(cfg).double()
-    fast.load_state_dict(ours.state_dict())
-    x = torch.randn(2, T, cfg.n_embd, dtype=torch.float64)
-    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
-    ya, yb = ours(xa), fast(xb)
-    torch.testing.assert_close(ya, yb, rtol=1e-10, atol=1e-12)
-    g = torch.randn_like(ya)
-    (ya * g).sum().backward()
-    (yb * g).sum().backward()
-    torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-10, atol=1e-12)
-    for (n, pa), (_, pb) in zip(ours.named_parameters(), fast.named_parameters()):
-        torch.testing.assert_close(pa.grad, pb.grad, rtol=1e-10, atol=1e-12, msg=lambda m, n=n: f"{n}: {m}")
+@pytest.mark.parametrize("kernels", ["written", "fused"])
+def test_built_from_kit_parts(kernels: str) -> None:
+    m = tiny(kernels=kernels, bias=True)
+    for block in m.blocks:
+        assert isinstance(block, Block) and block.norm_first
+        assert isinstance(block.attn, MultiHeadAttention) and block.attn.causal
+        assert block.attn.attend == ("sdpa" if kernels == "fused" else "written")
+        assert isinstance(block.mlp, MLP) and block.mlp.activation == "gelu"
+        assert type(block.norm1) is (FusedLayerNorm if kernels == "fused" else LayerNorm)
+    assert m.norm_f.bias is not None and tiny().norm_f.bias is None
 
 
-def test_whole_model_paths_agree() -> None:
-    a = tiny(fast_attention=False).double()
-    b = tiny(fast_attention=True).double()
-    b.load_state_dict(a.state_dict())
-    x = torch.randint(0, 13, (3, 16))
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("T", [1, 7, 16])
+def test_written_and_fused_kernels_agree_values_and_every_gradient(bias: bool, T: int) -> None:
+    a = tiny(bias=bias).double()
+    b = tiny(bias=bias, kernels="fused").double()
+    b.load_state_dict(a.state_dict())  # the same parameters under the same names
+    x = torch.randint(0, 13, (3, T))
+    y = torch.randint(0, 13, (3, T))
+    assert_same_forward_backward(lambda i: a(i, y)[1], lambda i: b(i, y)[1], [x], modules=(a, b), atol=1e-12)
     torch.testing.assert_close(a(x)[0], b(x)[0], rtol=1e-10, atol=1e-12)
-    assert isinstance(a.h[0].attn, CausalSelfAttention) and not isinstance(a.h[0].attn, FastCausalSelfAttention)
-    assert isinstance(b.h[0], Block) and isinstance(b.h[0].attn, FastCausalSelfAttention)
 
 
 # --- KV cache ---------------------------------------------------------------------------------
 
 
-def test_offset_causal_mask() -> None:
-    torch.testing.assert_close(offset_causal_mask(4, 4), torch.ones(4, 4, dtype=torch.bool).tril())
-    assert offset_causal_mask(1, 7).all()
-    m = offset_causal_mask(2, 5)
-    assert m.tolist() == [[True, True, True, True, False], [True, True, True, True, True]]
-    with pytest.raises(ValueError, match="T=3, S=2"):
-        offset_causal_mask(3, 2)
-
-
 def test_kv_cache_bookkeeping_and_overflow() -> None:
-    cache = KVCache(2, 1, 2, 4, 3)
-    assert cache.nbytes() == 2 * 2 * 1 * 2 * 4 * 3 * 4
+    cache = KVCache(1, 2, 4, 3)
+    assert cache.nbytes() == 2 * 1 * 2 * 4 * 3 * 4
     k = torch.randn(1, 2, 3, 3)
-    ka, va = cache.update(0, k, k)
-    assert ka.shape == (1, 2, 3, 3) and torch.equal(ka, k)
-    cache.advance(3)
+    ka, va = cache.append(k, 2 * k)
+    assert ka.shape == (1, 2, 3, 3) and torch.equal(ka, k) and torch.equal(va, 2 * k) and cache.length == 3
+    k2 = torch.randn(1, 2, 1, 3)
+    ka, _ = cache.append(k2, k2)
+    assert torch.equal(ka, torch.cat([k, k2], dim=2)) and cache.length == 4
+    assert torch.equal(cache.k[:, :, :4], ka)  # written into the preallocated buffer
     with pytest.raises(ValueError, match="4 positions"):
-        cache.update(0, torch.randn(1, 2, 2, 3), torch.randn(1, 2, 2, 3))
+        cache.append(k2, k2)
+    with pytest.raises(ValueError, match=r"do not fit a cache of \(B, nkv, hs\) = \(1, 2, 3\)"):
+        KVCache(1, 2, 8, 3).append(torch.randn(1, 3, 1, 3), torch.randn(1, 3, 1, 3))
+    cache.reset()
+    assert cache.length == 0
 
 
-@pytest.mark.parametrize("fast", [True, False])
-def test_cached_logits_equal_full_forward(fast: bool) -> None:
-    m = tiny(fast_attention=fast).double()
+@pytest.mark.parametrize("kernels", ["written", "fused"])
+def test_cached_logits_equal_full_forward(kernels: str) -> None:
+    m = tiny(kernels=kernels).double()
     x = torch.randint(0, 13, (2, 16))
     full, _ = m(x)
-    cache = m.new_kv_cache(2)
-    parts = [m(x[:, :5], kv_cache=cache)[0]]  # a 5-token prompt, then one token at a time
-    parts += [m(x[:, t : t + 1], kv_cache=cache)[0] for t in range(5, 16)]
+    m.start_cache(2)
+    assert m.cache_length() == 0
+    parts = [m(x[:, :5])[0]]  # a 5-token prompt, then one token at a time
+    parts += [m(x[:, t : t + 1])[0] for t in range(5, 16)]
+    assert m.cache_length() == 16
     torch.testing.assert_close(torch.cat(parts, dim=1), full, rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match=r"17.*block_size=16"):
-        m(x[:, :1], kv_cache=cache)
+        m(x[:, :1])
+    m.stop_cache()
+    assert m.cache_length() == 0 and all(b.attn.cache is None for b in m.blocks)
 
 
-@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("kernels", ["written", "fused"])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-@pytest.mark.parametrize("prompt_len, new", [(1, 15), (4, 10), (15, 1), (16, 5), (3, 30)])
-def test_kv_cache_generation_equals_recomputation(fast: bool, seed: int, prompt_len: int, new: int) -> None:
-    m = tiny(fast_attention=fast)
+@pytest.mark.parametrize("prompt_len, new", [(1, 15), (4, 10), (15, 1), (16, 5), (3, 30), (20, 3)])
+def test_kv_cache_generation_equals_recomputation(kernels: str, seed: int, prompt_len: int, new: int) -> None:
+    m = tiny(kernels=kernels)
     idx = torch.randint(0, 13, (3, prompt_len), generator=torch.Generator().manual_seed(100 + seed))
     kw = {"temperature": 1.3, "top_k": 8, "top_p": 0.95}
     a = m.generate(idx, new, generator=torch.Generator().manual_seed(seed), use_cache=True, **kw)
@@ -181,27 +181,26 @@ def test_kv_cache_generation_equals_recomputation(fast: bool, seed: int, prompt_
     assert a.shape == (3, prompt_len + new)
     assert torch.equal(a[:, :prompt_len], idx)
     assert torch.equal(a, b)
+    assert m.cache_length() == 0  # generate drops its caches
 
 
-def test_kv_cache_update_writes_into_the_buffers_of_its_layer() -> None:
-    cache = KVCache(3, 2, 2, 6, 4)
-    k1, v1 = torch.randn(2, 2, 2, 4), torch.randn(2, 2, 2, 4)
-    cache.update(1, k1, v1)
-    cache.advance(2)
-    k2, v2 = torch.randn(2, 2, 1, 4), torch.randn(2, 2, 1, 4)
-    ks, vs = cache.update(1, k2, v2)
-    torch.testing.assert_close(ks, torch.cat([k1, k2], dim=2), rtol=0, atol=0)
-    torch.testing.assert_close(vs, torch.cat([v1, v2], dim=2), rtol=0, atol=0)
-    torch.testing.assert_close(cache.k[1, :, :, :3], ks, rtol=0, atol=0)  # stored in the big buffer
-    assert cache.k[0].abs().sum() == 0 and cache.k[2].abs().sum() == 0  # other layers untouched
-    assert cache.k[1, :, :, 3:].abs().sum() == 0
+def test_generate_uses_the_models_attention_and_restores_training_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dlscratch.layers.attention.attend as modules
+
+    calls = {"written": 0, "sdpa": 0}
+    for name in calls:
+        fn = modules.ATTEND[name]
+        monkeypatch.setitem(modules.ATTEND, name, lambda *a, _fn=fn, _n=name, **k: (calls.__setitem__(_n, calls[_n] + 1), _fn(*a, **k))[1])
+    for kernels in ("written", "fused"):
+        m = GPT(replace(TINY, kernels=kernels, dropout=0.3)).train()
+        m.generate(torch.zeros(1, 1, dtype=torch.long), 4)
+        assert m.training  # restored; the steps ran without dropout
+    assert calls["written"] > 0 and calls["sdpa"] > 0
 
 
-def test_dropout_layer_is_identity_at_zero_and_state_dicts_match() -> None:
-    assert isinstance(dropout_layer(0.0), torch.nn.Identity)
-    d = dropout_layer(0.25)
-    assert isinstance(d, torch.nn.Dropout) and d.p == 0.25
+def test_dropout_modules_and_state_dicts_match() -> None:
     assert tiny(dropout=0.0).state_dict().keys() == tiny(dropout=0.1).state_dict().keys()
+    assert tiny(dropout=0.1).blocks[0].dropout.p == 0.1 and tiny(dropout=0.1).blocks[0].attn.dropout == 0.1
 
 
 def test_time_generation_reports_both_ways_and_checks_its_inputs() -> None:

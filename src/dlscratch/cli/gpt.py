@@ -130,8 +130,7 @@ def _train(args: argparse.Namespace) -> int:
     preset = PRESETS[args.preset]
     model_cfg = getattr(GPTConfig, preset)(vocab_size=split.tokenizer.vocab_size)
     model_cfg = replace(model_cfg, **{k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None})
-    if args.attention is not None:
-        model_cfg = replace(model_cfg, fast_attention=args.attention == "fast")
+    model_cfg = replace(model_cfg, kernels=args.kernels)
     train_cfg = getattr(LMTrainConfig, preset)()
     train_cfg = replace(train_cfg, **{k: getattr(args, k) for k in TRAIN_FLAGS + ("bf16",) if getattr(args, k) is not None})
     run = RunInfo(asdict(model_cfg), asdict(train_cfg), "".join(split.tokenizer.itos), hashlib.sha256(text.encode()).hexdigest())
@@ -213,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue the run saved in OUT/ckpt.pt exactly")
     tr.add_argument("--eval-every", type=int, default=250, help="validate and checkpoint every N steps (and at the end)")
     tr.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
-    tr.add_argument("--attention", choices=("fast", "written"), default=None, help="SDPA or the written-out attention")
+    tr.add_argument("--kernels", choices=("fused", "written"), default="fused",
+                    help="PyTorch's fused attention and LayerNorm kernels, or the written-out ones (same maths)")
     tr.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: the preset's)")
     for name in MODEL_FLAGS + TRAIN_FLAGS:
         kind = float if name in ("dropout", "lr", "min_lr_ratio", "weight_decay", "grad_clip") else int

@@ -53,12 +53,12 @@ def check_num_parameters(answer: Any) -> None:
     got = _number(answer, "the number of parameters")
     V, T, L, C = (PARAMS_CONFIG[k] for k in ("vocab_size", "block_size", "n_layer", "n_embd"))
     per_block = 0
-    per_block += C  # ln_1 gain
-    per_block += C * 3 * C  # c_attn: C -> 3C
-    per_block += C * C  # attention c_proj
-    per_block += C  # ln_2 gain
-    per_block += C * 4 * C + 4 * C * C  # MLP c_fc and c_proj
-    want = V * C + T * C + L * per_block + C  # wte (= lm_head), wpe, blocks, ln_f
+    per_block += C  # norm1 gain
+    per_block += 3 * C * C  # q_proj, k_proj, v_proj: C -> C each
+    per_block += C * C  # attention out_proj
+    per_block += C  # norm2 gain
+    per_block += C * 4 * C + 4 * C * C  # MLP up and down
+    want = V * C + T * C + L * per_block + C  # wte (= lm_head), wpe, blocks, norm_f
     if got == want:
         return
     if got == want - T * C:
@@ -70,8 +70,8 @@ def check_num_parameters(answer: Any) -> None:
     if got == want - L * 2 * C - C:
         raise AssertionError("the LayerNorm gains are parameters too (two per block, one final).")
     raise AssertionError(
-        f"{got:,.0f} is not it. Per block: two LayerNorm gains (C each), c_attn (C x 3C), the attention "
-        "projection (C x C) and the MLP (C x 4C and 4C x C); add wte, wpe and the final LayerNorm."
+        f"{got:,.0f} is not it. Per block: two LayerNorm gains (C each), the query, key and value maps "
+        "(3 x C x C), the output projection (C x C) and the MLP (C x 4C and 4C x C); add wte, wpe and the final LayerNorm."
     )
 
 

@@ -8,19 +8,28 @@ namespace, because its ``Linear`` and ``BatchNorm1d`` are deliberately not ``nn.
 from . import mini_nn
 from .activations import log_softmax, softmax
 from .attention import (
-    FastMultiHeadAttention,
+    ATTEND,
+    KVCache,
     MultiHeadAttention,
+    PositionHook,
+    attend_sdpa,
+    attend_written,
     causal_mask,
     merge_heads,
     multi_head_attention,
     multi_head_attention_loop,
+    offset_causal_mask,
+    repeat_kv,
     scaled_dot_product_attention,
     split_heads,
+    start_kv_caches,
+    stop_kv_caches,
 )
 from .conv import Conv2d, conv2d_loops, conv2d_unfold, conv_output_size, sliding_windows, unfold2d
 from .dropout import Dropout
 from .losses import cross_entropy
-from .norms import BatchNorm1d, BatchNorm2d
+from .feedforward import ACTIVATIONS, MLP, SwiGLU
+from .norms import NORMS, BatchNorm1d, BatchNorm2d, FusedLayerNorm, FusedRMSNorm, LayerNorm, RMSNorm, make_norm
 from .pooling import AvgPool2d, MaxPool2d, avg_pool2d, max_pool2d
 from .positional import (
     LearnedPositionalEmbedding,
@@ -30,8 +39,7 @@ from .positional import (
 )
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, gru_cell, lstm_cell, rnn_cell
 from .transformer import (
-    LayerNorm,
-    PositionwiseFeedForward,
+    Block,
     TransformerDecoder,
     TransformerDecoderLayer,
     TransformerEncoder,
@@ -39,6 +47,7 @@ from .transformer import (
     TransformerLayerConfig,
     decoder_layer_params,
     encoder_layer_params,
+    residual,
 )
 
 __all__ = [
@@ -52,6 +61,15 @@ __all__ = [
     "BatchNorm1d",
     "BatchNorm2d",
     "LayerNorm",
+    "FusedLayerNorm",
+    "RMSNorm",
+    "FusedRMSNorm",
+    "NORMS",
+    "make_norm",
+    # feed-forward
+    "ACTIVATIONS",
+    "MLP",
+    "SwiGLU",
     # convolution and pooling
     "conv_output_size",
     "sliding_windows",
@@ -80,15 +98,24 @@ __all__ = [
     "merge_heads",
     "multi_head_attention_loop",
     "multi_head_attention",
+    "offset_causal_mask",
+    "KVCache",
+    "PositionHook",
+    "repeat_kv",
+    "attend_written",
+    "attend_sdpa",
+    "ATTEND",
     "MultiHeadAttention",
-    "FastMultiHeadAttention",
+    "start_kv_caches",
+    "stop_kv_caches",
     # positions
     "sinusoidal_frequencies",
     "sinusoidal_encoding",
     "SinusoidalPositionalEncoding",
     "LearnedPositionalEmbedding",
     # Transformer blocks
-    "PositionwiseFeedForward",
+    "residual",
+    "Block",
     "TransformerLayerConfig",
     "TransformerEncoderLayer",
     "TransformerDecoderLayer",

@@ -1,4 +1,7 @@
-r"""Batch normalisation as ``nn.Module`` layers, written from tensor operations.
+r"""Normalisation layers written from tensor operations: batch norm, layer norm, RMS norm.
+
+Batch norm (chapter 6) is the first part of this module; :class:`LayerNorm` (chapter 15) and
+:class:`RMSNorm` (chapter 20), with their fused twins, follow it.
 
 For a mini-batch, batch norm standardises every channel with the batch statistics and then
 applies a learned affine map:
@@ -26,9 +29,10 @@ Introduced in chapter 6 (deep networks) and used by the CNNs of chapter 9.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["BatchNorm1d", "BatchNorm2d"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "FusedLayerNorm", "RMSNorm", "FusedRMSNorm", "NORMS", "make_norm"]
 
 
 class _BatchNorm(nn.Module):
@@ -98,3 +102,122 @@ class BatchNorm2d(_BatchNorm):
     """
 
     _ranks = (4,)
+
+
+def _check_dim(name: str, dim: int) -> None:
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ValueError(f"{name} needs a positive integer dim, got {dim!r}")
+
+
+def _check_last_dim(layer: nn.Module, x: torch.Tensor) -> None:
+    if x.size(-1) != layer.dim:
+        raise ValueError(f"{type(layer).__name__}({layer.dim}) expects last dimension {layer.dim}, got shape {tuple(x.shape)}")
+
+
+class LayerNorm(nn.Module):
+    r"""Layer normalisation over the last dimension, as ``nn.LayerNorm(dim, eps, bias=bias)``.
+
+    .. math::
+
+        \mu_t = \frac{1}{C}\sum_c x_{tc}, \quad \sigma_t^2 = \frac{1}{C}\sum_c (x_{tc} - \mu_t)^2,
+        \quad y_{tc} = \gamma_c \frac{x_{tc} - \mu_t}{\sqrt{\sigma_t^2 + \epsilon}} + \beta_c
+
+    Each token is normalised with its own statistics, so no token depends on another. With
+    ``bias=False`` there is no :math:`\beta` (GPT-2 as nanoGPT trains it). Chapter 15.
+
+    Args:
+        dim: :math:`C`, the size of the normalised (last) dimension.
+        eps: :math:`\epsilon`, added to the variance.
+        bias: whether to learn the shift :math:`\beta`.
+
+    Shape:
+        - x: :math:`(\ldots, C)`; output: same shape
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-5, bias: bool = True) -> None:
+        super().__init__()
+        _check_dim(type(self).__name__, dim)
+        self.dim, self.eps = dim, eps  # C, epsilon
+        self.weight = nn.Parameter(torch.ones(dim))  # gamma
+        self.bias = nn.Parameter(torch.zeros(dim)) if bias else None  # beta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_last_dim(self, x)
+        var, mu = torch.var_mean(x, dim=-1, keepdim=True, correction=0)  # (..., 1) each, biased variance
+        y = (x - mu) * torch.rsqrt(var + self.eps) * self.weight  # (..., C)
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self) -> str:
+        return f"{self.dim}, eps={self.eps}, bias={self.bias is not None}"
+
+
+class FusedLayerNorm(LayerNorm):
+    r""":class:`LayerNorm` computed by PyTorch's fused kernel (``F.layer_norm``): same parameters and maths.
+
+    One kernel instead of half a dozen, forward and backward; a chapter that wants speed opts
+    in by name (``kernels="fused"`` in a model config). Tested equal to :class:`LayerNorm`.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, (self.dim,), self.weight, self.bias, self.eps)
+
+
+class RMSNorm(nn.Module):
+    r"""Root-mean-square normalisation (Zhang & Sennrich, 2019), as ``nn.RMSNorm(dim, eps)``.
+
+    .. math::
+
+        y_{tc} = \gamma_c \frac{x_{tc}}{\sqrt{\frac{1}{C}\sum_{c'} x_{tc'}^2 + \epsilon}}
+
+    LayerNorm without the mean subtraction and the shift: one statistic per token instead of
+    two. LLaMA's norm (``eps = 1e-6`` there and here). Chapter 20.
+
+    Args:
+        dim: :math:`C`, the size of the normalised (last) dimension.
+        eps: :math:`\epsilon`, added to the mean square.
+
+    Shape:
+        - x: :math:`(\ldots, C)`; output: same shape
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        _check_dim(type(self).__name__, dim)
+        self.dim, self.eps = dim, eps  # C, epsilon
+        self.weight = nn.Parameter(torch.ones(dim))  # gamma
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_last_dim(self, x)
+        ms = x.pow(2).mean(dim=-1, keepdim=True)  # (..., 1), the mean square
+        return x * torch.rsqrt(ms + self.eps) * self.weight  # (..., C)
+
+    def extra_repr(self) -> str:
+        return f"{self.dim}, eps={self.eps}"
+
+
+class FusedRMSNorm(RMSNorm):
+    r""":class:`RMSNorm` computed by ``F.rms_norm``: same parameters and maths, PyTorch's kernel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, (self.dim,), self.weight, self.eps)
+
+
+NORMS: dict[str, dict[str, type[nn.Module]]] = {
+    "layernorm": {"written": LayerNorm, "fused": FusedLayerNorm},
+    "rmsnorm": {"written": RMSNorm, "fused": FusedRMSNorm},
+}
+
+
+def make_norm(kind: str, dim: int, *, kernels: str = "written", eps: float | None = None, bias: bool = True) -> nn.Module:
+    r"""A norm by name: ``kind`` ``"layernorm"`` or ``"rmsnorm"``, ``kernels`` ``"written"`` or ``"fused"``.
+
+    ``eps`` defaults to each class's own (``1e-5`` LayerNorm, ``1e-6`` RMSNorm); ``bias`` applies
+    to LayerNorm only (RMSNorm has none).
+    """
+    if kind not in NORMS or kernels not in NORMS[kind]:
+        raise ValueError(f"unknown norm {kind!r} with kernels {kernels!r}; expected one of {sorted(NORMS)} and 'written' or 'fused'")
+    cls = NORMS[kind][kernels]
+    kw: dict = {} if eps is None else {"eps": eps}
+    if kind == "layernorm":
+        kw["bias"] = bias
+    return cls(dim, **kw)

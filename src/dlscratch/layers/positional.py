@@ -14,6 +14,8 @@ import math
 import torch
 from torch import nn
 
+from .dropout import Dropout
+
 __all__ = [
     "sinusoidal_frequencies",
     "sinusoidal_encoding",
@@ -142,7 +144,7 @@ class SinusoidalPositionalEncoding(nn.Module):
         self.scale_input = scale_input  # multiply x by sqrt(C) before adding PE
         pe = sinusoidal_encoding(max_len, d_model, base, device=device, dtype=dtype)  # (max_len, C)
         self.register_buffer("pe", pe, persistent=False)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
         _check_input(x, self.d_model)
@@ -202,7 +204,7 @@ class LearnedPositionalEmbedding(nn.Module):
         self.max_len = max_len  # number of learned positions
         self.weight = nn.Parameter(torch.empty(max_len, d_model, device=device, dtype=dtype))  # (max_len, C)
         nn.init.normal_(self.weight, std=init_std)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
         _check_input(x, self.d_model)

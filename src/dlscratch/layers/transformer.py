@@ -1,29 +1,36 @@
-r"""The Transformer's layers: layer norm, the position-wise feed-forward block, encoder and
-decoder layers (post-LN and pre-LN) and their stacks.
+r"""The Transformer's blocks: :class:`Block` (pre-LN or post-LN), the encoder and decoder layers
+of the original Transformer and their stacks, all built from the kit's parts.
 
-Introduced in chapter 15 (*The Transformer encoder*) and chapter 16 (*The full
-encoder-decoder Transformer*). Attention is the chapter-12 :class:`MultiHeadAttention`; every
-layer copies its weights from the matching ``torch.nn`` layer with ``load_from_torch``
-(``batch_first=True``). Masks follow the book's convention: ``mask`` is ``True`` where a query
-may attend; ``*_key_padding_mask`` is ``True`` at padding. Unlike torch, attention weights get
-no dropout (the layers agree with torch's in evaluation mode).
+The parts live once each in :mod:`dlscratch.layers`: the norms (:mod:`~dlscratch.layers.norms`),
+the feed-forward networks (:mod:`~dlscratch.layers.feedforward`) and attention
+(:mod:`~dlscratch.layers.attention`). Introduced in chapter 15 (*The Transformer encoder*) and
+chapter 16 (*The full encoder-decoder Transformer*); GPT (chapter 17) and every later model use
+:class:`Block`. The encoder and decoder layers copy their weights from the matching ``torch.nn``
+layer with ``load_from_torch`` (``batch_first=True``) and equal it, dropout included (on the
+attention weights, inside the FFN and on each sublayer's output). Masks follow the book's
+convention: ``mask`` is ``True`` where a query may attend; ``*_key_padding_mask`` is ``True`` at
+padding.
 
 Symbols: B batch, T (target) length, S source length, C ``d_model``, F ``dim_feedforward``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
 
 from .attention import MultiHeadAttention
 from .dropout import Dropout
+from .feedforward import MLP
+from .norms import LayerNorm
 
 __all__ = [
-    "LayerNorm",
-    "PositionwiseFeedForward",
+    "residual",
+    "Block",
     "TransformerLayerConfig",
     "TransformerEncoderLayer",
     "TransformerDecoderLayer",
@@ -34,61 +41,68 @@ __all__ = [
 ]
 
 
-class LayerNorm(nn.Module):
-    r"""Layer normalisation over the last dimension, as ``nn.LayerNorm(C)``.
+def residual(
+    x: torch.Tensor, norm: nn.Module, sublayer: Callable[[torch.Tensor], torch.Tensor], dropout: nn.Module, norm_first: bool
+) -> torch.Tensor:
+    r"""One residual sublayer, pre-LN or post-LN.
 
     .. math::
 
-        \mu_t = \frac{1}{C}\sum_c x_{tc}, \quad \sigma_t^2 = \frac{1}{C}\sum_c (x_{tc} - \mu_t)^2,
-        \quad y_{tc} = \gamma_c \frac{x_{tc} - \mu_t}{\sqrt{\sigma_t^2 + \epsilon}} + \beta_c
+        \text{pre-LN:}\quad x + \operatorname{Drop}(\operatorname{Sub}(\operatorname{LN}(x))), \qquad
+        \text{post-LN:}\quad \operatorname{LN}(x + \operatorname{Drop}(\operatorname{Sub}(x)))
 
-    Each token is normalised with its own statistics, so no token depends on another.
     Chapter 15.
+    """
+    if norm_first:
+        return x + dropout(sublayer(norm(x)))
+    return norm(x + dropout(sublayer(x)))
+
+
+class Block(nn.Module):
+    r"""A Transformer block: self-attention and a feed-forward network, each a residual sublayer.
+
+    .. math::
+
+        x \leftarrow x + \operatorname{Attn}(\operatorname{N}_1(x)), \qquad
+        x \leftarrow x + \operatorname{FFN}(\operatorname{N}_2(x))
+
+    in the pre-LN form (``norm_first=True``, GPT-2 and every model since), or
+    :math:`x \leftarrow \operatorname{N}_1(x + \operatorname{Attn}(x))`, then
+    :math:`x \leftarrow \operatorname{N}_2(x + \operatorname{FFN}(x))` (post-LN, the original
+    Transformer). The parts are given, so one class serves the encoder of chapter 15, GPT
+    (chapter 17) and LLaMA (chapter 21): ``attn`` a
+    :class:`~dlscratch.layers.attention.modules.MultiHeadAttention`, ``mlp`` a
+    :class:`~dlscratch.layers.feedforward.MLP` or :class:`~dlscratch.layers.feedforward.SwiGLU`,
+    ``norm`` a factory of the norm (called twice). ``dropout`` acts on each sublayer's output.
 
     Shape:
-        - x: :math:`(\ldots, C)`; output: same shape
+        - x: :math:`(B, T, C)`; mask: :math:`(T, T)` bool, ``True`` = may attend;
+          key_padding_mask: :math:`(B, T)` bool, ``True`` = padding; output: :math:`(B, T, C)`
     """
 
-    def __init__(self, normalized_shape: int, eps: float = 1e-5) -> None:
+    def __init__(
+        self, attn: MultiHeadAttention, mlp: nn.Module, norm: Callable[[], nn.Module], *,
+        norm_first: bool = True, dropout: float = 0.0,
+    ) -> None:
         super().__init__()
-        if normalized_shape < 1:
-            raise ValueError(f"normalized_shape must be positive, got {normalized_shape}")
-        self.normalized_shape = normalized_shape  # C
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(normalized_shape))  # gamma
-        self.bias = nn.Parameter(torch.zeros(normalized_shape))  # beta
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.size(-1) != self.normalized_shape:
-            raise ValueError(f"expected last dimension {self.normalized_shape}, got shape {tuple(x.shape)}")
-        mu = x.mean(dim=-1, keepdim=True)  # (..., 1)
-        var = (x - mu).pow(2).mean(dim=-1, keepdim=True)  # (..., 1) biased variance
-        return (x - mu) / torch.sqrt(var + self.eps) * self.weight + self.bias
-
-    def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}"
-
-
-class PositionwiseFeedForward(nn.Module):
-    r"""The same two-layer MLP applied to every position: Linear → ReLU → Dropout → Linear.
-
-    .. math:: \operatorname{FFN}(x) = \max(0,\, x W_1^\top + b_1) W_2^\top + b_2
-
-    ``linear1`` (:math:`C \to F`) and ``linear2`` (:math:`F \to C`) carry the names of
-    ``nn.TransformerEncoderLayer``'s. Parameters: :math:`2CF + F + C`. Chapter 15.
-
-    Shape:
-        - x: :math:`(B, T, C)`; output: :math:`(B, T, C)`
-    """
-
-    def __init__(self, d_model: int, dim_feedforward: int, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.norm_first = norm_first
+        self.norm1, self.attn = norm(), attn
+        self.norm2, self.mlp = norm(), mlp
         self.dropout = Dropout(dropout)
-        self.linear2 = nn.Linear(dim_feedforward, d_model)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear2(self.dropout(torch.relu(self.linear1(x))))  # (B, T, C) -> (B, T, F) -> (B, T, C)
+    def self_attention(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, key_padding_mask: torch.Tensor | None = None,
+        is_causal: bool | None = None,
+    ) -> torch.Tensor:
+        r"""The attention sublayer's function (no norm, no residual): :math:`(B, T, C) \to (B, T, C)`."""
+        return self.attn(x, mask=mask, key_padding_mask=key_padding_mask, is_causal=is_causal, need_weights=False)[0]
+
+    def forward(
+        self, x: torch.Tensor, *, mask: torch.Tensor | None = None, key_padding_mask: torch.Tensor | None = None,
+        is_causal: bool | None = None,
+    ) -> torch.Tensor:
+        x = residual(x, self.norm1, lambda h: self.self_attention(h, mask, key_padding_mask, is_causal), self.dropout, self.norm_first)
+        return residual(x, self.norm2, self.mlp, self.dropout, self.norm_first)  # (B, T, C)
 
 
 @dataclass(frozen=True)
@@ -128,19 +142,32 @@ def decoder_layer_params(d_model: int, dim_feedforward: int) -> int:
 
 
 @torch.no_grad()
-def _copy_common(ours: nn.Module, theirs: nn.Module, norms: int) -> None:
+def _copy_common(ours: Block, theirs: nn.Module) -> None:
     if theirs.norm_first != ours.norm_first:
         raise ValueError(f"norm_first mismatch: ours {ours.norm_first}, torch's {theirs.norm_first}")
     if not getattr(theirs.self_attn, "batch_first", True):
         raise ValueError("torch layer must be built with batch_first=True")
-    ours.self_attn.load_from_torch(theirs.self_attn)
-    ours.ff.load_state_dict({f"{n}.{p}": getattr(getattr(theirs, n), p) for n in ("linear1", "linear2") for p in ("weight", "bias")})
-    for i in range(1, norms + 1):
-        getattr(ours, f"norm{i}").load_state_dict(getattr(theirs, f"norm{i}").state_dict())
+    ours.attn.load_from_torch(theirs.self_attn)
+    for mine, name in ((ours.mlp.up, "linear1"), (ours.mlp.down, "linear2")):
+        mine.load_state_dict(getattr(theirs, name).state_dict())
+    # torch numbers the norms in order of the sublayers; a decoder's second one is the cross-attention's
+    norms = [ours.norm1, ours.norm_cross, ours.norm2] if isinstance(ours, TransformerDecoderLayer) else [ours.norm1, ours.norm2]
+    for i, norm in enumerate(norms, start=1):
+        norm.load_state_dict(getattr(theirs, f"norm{i}").state_dict())
 
 
-class TransformerEncoderLayer(nn.Module):
-    r"""Self-attention and a feed-forward block, each wrapped in a residual connection and a norm.
+def _encoder_parts(d_model: int, nhead: int, dim_feedforward: int, dropout: float, eps: float, causal: bool) -> dict:
+    _check_sizes(d_model, nhead)
+    return {
+        "attn": MultiHeadAttention(d_model, nhead, dropout=dropout, causal=causal),
+        "mlp": MLP(d_model, dim_feedforward, activation="relu", dropout=dropout),
+        "norm": partial(LayerNorm, d_model, eps),
+        "dropout": dropout,
+    }
+
+
+class TransformerEncoderLayer(Block):
+    r"""The original Transformer's encoder layer: a :class:`Block` of self-attention and a ReLU MLP.
 
     .. math::
 
@@ -149,8 +176,9 @@ class TransformerEncoderLayer(nn.Module):
 
     for :math:`\operatorname{Sub}` = self-attention, then the FFN; dropout on each
     :math:`\operatorname{Sub}` output. Parameters: :math:`4C^2 + 2CF + 9C + F`. Set
-    ``keep_attn = True`` to keep the last attention weights in ``last_attn`` :math:`(B, nh, T, T)`.
-    Chapter 15; equals ``nn.TransformerEncoderLayer(batch_first=True)`` in eval mode.
+    ``layer.attn.keep_weights = True`` to keep the last attention weights in
+    ``layer.attn.last_weights`` :math:`(B, nh, T, T)`.
+    Chapter 15; equals ``nn.TransformerEncoderLayer(batch_first=True)``.
 
     Shape:
         - x: :math:`(B, T, C)`; mask: :math:`(T, T)` bool, ``True`` = may attend;
@@ -161,45 +189,31 @@ class TransformerEncoderLayer(nn.Module):
         self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
         norm_first: bool = False, eps: float = 1e-5,
     ) -> None:
-        super().__init__()
-        _check_sizes(d_model, nhead)
-        self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(d_model, nhead)
-        self.ff = PositionwiseFeedForward(d_model, dim_feedforward, dropout)
-        self.norm1, self.norm2 = LayerNorm(d_model, eps), LayerNorm(d_model, eps)
-        self.dropout1, self.dropout2 = Dropout(dropout), Dropout(dropout)
-        self.keep_attn = False  # set True to keep the attention weights of the last call
-        self.last_attn: torch.Tensor | None = None
-
-    def _sa(self, x: torch.Tensor, mask: torch.Tensor | None, kpm: torch.Tensor | None) -> torch.Tensor:
-        y, w = self.self_attn(x, mask=mask, key_padding_mask=kpm, need_weights=self.keep_attn, average_attn_weights=False)
-        if self.keep_attn:
-            self.last_attn = w.detach()  # (B, nh, T, T)
-        return self.dropout1(y)
-
-    def forward(
-        self, x: torch.Tensor, *, mask: torch.Tensor | None = None, key_padding_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        if self.norm_first:
-            x = x + self._sa(self.norm1(x), mask, key_padding_mask)  # (B, T, C)
-            return x + self.dropout2(self.ff(self.norm2(x)))
-        x = self.norm1(x + self._sa(x, mask, key_padding_mask))  # (B, T, C)
-        return self.norm2(x + self.dropout2(self.ff(x)))
+        super().__init__(**_encoder_parts(d_model, nhead, dim_feedforward, dropout, eps, causal=False), norm_first=norm_first)
 
     def load_from_torch(self, layer: nn.TransformerEncoderLayer) -> "TransformerEncoderLayer":
         r"""Copy the weights of an ``nn.TransformerEncoderLayer(batch_first=True)``; returns ``self``."""
-        _copy_common(self, layer, norms=2)
+        _copy_common(self, layer)
         return self
 
 
-class TransformerDecoderLayer(nn.Module):
+class TransformerDecoderLayer(Block):
     r"""Masked self-attention, cross-attention to the encoder's memory, and a feed-forward block.
 
-    Each of the three sublayers is wrapped as in :class:`TransformerEncoderLayer` (post-LN or
-    pre-LN). Self-attention is causal by default (``is_causal=True``): position :math:`t` sees
-    targets :math:`\le t`. Parameters: :math:`8C^2 + 2CF + 15C + F`. With ``keep_attn = True``
-    the last weights are kept in ``last_self_attn`` and ``last_cross_attn`` :math:`(B, nh, T, S)`.
-    Chapter 16; equals ``nn.TransformerDecoderLayer(batch_first=True)`` in eval mode.
+    A :class:`Block` with a third residual sublayer between its two:
+
+    .. math::
+
+        x \leftarrow x + \operatorname{SelfAttn}(\operatorname{LN}_1(x)), \quad
+        x \leftarrow x + \operatorname{CrossAttn}(\operatorname{LN}_2(x), m), \quad
+        x \leftarrow x + \operatorname{FFN}(\operatorname{LN}_3(x))
+
+    (pre-LN; post-LN as in :class:`TransformerEncoderLayer`). Self-attention is causal by
+    default (``is_causal=True``): position :math:`t` sees targets :math:`\le t`. Parameters:
+    :math:`8C^2 + 2CF + 15C + F`. The weights of the last call are kept in
+    ``layer.attn.last_weights`` and ``layer.cross_attn.last_weights`` :math:`(B, nh, T, S)` when
+    each module's ``keep_weights`` is set. Chapter 16; equals
+    ``nn.TransformerDecoderLayer(batch_first=True)``.
 
     Shape:
         - x: :math:`(B, T, C)`; memory: :math:`(B, S, C)`; tgt_key_padding_mask: :math:`(B, T)`;
@@ -210,49 +224,30 @@ class TransformerDecoderLayer(nn.Module):
         self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
         norm_first: bool = False, eps: float = 1e-5,
     ) -> None:
-        super().__init__()
-        _check_sizes(d_model, nhead)
-        self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(d_model, nhead)
-        self.multihead_attn = MultiHeadAttention(d_model, nhead)  # cross-attention (torch's name)
-        self.ff = PositionwiseFeedForward(d_model, dim_feedforward, dropout)
-        self.norm1, self.norm2, self.norm3 = (LayerNorm(d_model, eps) for _ in range(3))
-        self.dropout1, self.dropout2, self.dropout3 = (Dropout(dropout) for _ in range(3))
-        self.keep_attn = False
-        self.last_self_attn: torch.Tensor | None = None
-        self.last_cross_attn: torch.Tensor | None = None
+        parts = _encoder_parts(d_model, nhead, dim_feedforward, dropout, eps, causal=True)
+        super().__init__(**parts, norm_first=norm_first)
+        self.cross_attn = MultiHeadAttention(d_model, nhead, dropout=dropout)  # queries: x; keys, values: memory
+        self.norm_cross = parts["norm"]()  # the cross-attention's norm (norm2 stays the FFN's)
 
-    def _sa(self, x: torch.Tensor, mask: torch.Tensor | None, causal: bool, kpm: torch.Tensor | None) -> torch.Tensor:
-        y, w = self.self_attn(x, mask=mask, is_causal=causal, key_padding_mask=kpm,
-                              need_weights=self.keep_attn, average_attn_weights=False)
-        if self.keep_attn:
-            self.last_self_attn = w.detach()  # (B, nh, T, T)
-        return self.dropout1(y)
-
-    def _ca(self, x: torch.Tensor, memory: torch.Tensor, kpm: torch.Tensor | None) -> torch.Tensor:
-        y, w = self.multihead_attn(x, memory, key_padding_mask=kpm, need_weights=self.keep_attn,
-                                   average_attn_weights=False)
-        if self.keep_attn:
-            self.last_cross_attn = w.detach()  # (B, nh, T, S)
-        return self.dropout2(y)
-
-    def forward(
+    def forward(  # type: ignore[override]
         self, x: torch.Tensor, memory: torch.Tensor, *, tgt_mask: torch.Tensor | None = None,
         is_causal: bool = True, tgt_key_padding_mask: torch.Tensor | None = None,
         memory_key_padding_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        if self.norm_first:
-            x = x + self._sa(self.norm1(x), tgt_mask, is_causal, tgt_key_padding_mask)  # (B, T, C)
-            x = x + self._ca(self.norm2(x), memory, memory_key_padding_mask)  # (B, T, C)
-            return x + self.dropout3(self.ff(self.norm3(x)))
-        x = self.norm1(x + self._sa(x, tgt_mask, is_causal, tgt_key_padding_mask))
-        x = self.norm2(x + self._ca(x, memory, memory_key_padding_mask))
-        return self.norm3(x + self.dropout3(self.ff(x)))
+        def cross(h: torch.Tensor) -> torch.Tensor:
+            return self.cross_attn(h, memory, key_padding_mask=memory_key_padding_mask, need_weights=False)[0]
+
+        def self_attn(h: torch.Tensor) -> torch.Tensor:
+            return self.self_attention(h, tgt_mask, tgt_key_padding_mask, is_causal)
+
+        x = residual(x, self.norm1, self_attn, self.dropout, self.norm_first)  # (B, T, C)
+        x = residual(x, self.norm_cross, cross, self.dropout, self.norm_first)  # (B, T, C)
+        return residual(x, self.norm2, self.mlp, self.dropout, self.norm_first)  # (B, T, C)
 
     def load_from_torch(self, layer: nn.TransformerDecoderLayer) -> "TransformerDecoderLayer":
         r"""Copy the weights of an ``nn.TransformerDecoderLayer(batch_first=True)``; returns ``self``."""
-        _copy_common(self, layer, norms=3)
-        self.multihead_attn.load_from_torch(layer.multihead_attn)
+        _copy_common(self, layer)
+        self.cross_attn.load_from_torch(layer.multihead_attn)
         return self
 
 

@@ -1,7 +1,9 @@
 r"""Models built from the package's layers: n-gram, MLP and WaveNet language models, classifiers, CNNs, recurrent and Transformer models, GPT."""
 
 from .cnn import BasicBlock, LeNet, LeNetConfig, ResNet, ResNetConfig
-from .gpt import GPT, GPTConfig
+from .decoder import DecoderLM
+from .fused_decoder import FusedDecoder
+from .gpt import GPT, GPTConfig, gpt_block
 from .mlp_classifier import MLPClassifier, MLPClassifierConfig
 from .mlp_lm import MLPLM, MLPLMConfig
 from .ngram import BigramCounts, NeuralBigram, one_hot
@@ -34,6 +36,9 @@ __all__ = [
     "Seq2SeqTransformerConfig",
     "Seq2SeqTransformer",
     "length_penalty",
+    "DecoderLM",
+    "FusedDecoder",
     "GPTConfig",
     "GPT",
+    "gpt_block",
 ]

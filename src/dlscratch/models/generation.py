@@ -8,9 +8,8 @@ The sampling helpers are small pure functions on a batch of next-token logits :m
     S_{\text{top-}k} = \{\, k \text{ largest } z_i \,\}, \qquad
     S_{\text{top-}p} = \text{the smallest prefix of the sorted } p \text{ with mass} \ge p .
 
-:func:`generate` works with any model whose ``forward(idx, kv_cache=...)`` returns
-``(logits, loss)`` and that has ``config.block_size`` and ``new_kv_cache(batch_size)``, such as
-:class:`dlscratch.models.gpt.GPT`. Introduced in chapter 17, *GPT*.
+:func:`generate` works with any :class:`~dlscratch.models.decoder.DecoderLM`, such as
+:class:`dlscratch.models.gpt.GPT`, or its :class:`~dlscratch.models.fused_decoder.FusedDecoder`. Introduced in chapter 17, *GPT*.
 """
 
 from __future__ import annotations
@@ -124,21 +123,25 @@ def generate(
     r"""Append ``max_new_tokens`` tokens to ``idx``, each sampled from the model's next-token logits.
 
     Every token is conditioned on the last ``block_size`` tokens. Without the cache, each step
-    runs the model on that whole window (full recomputation). With it, the first step feeds the
-    prompt into a :class:`~dlscratch.layers.attention.kv_cache.KVCache` and each later step
-    feeds only the newest token. Both compute the same logits, so with the same seeded
-    ``generator`` they sample the same tokens. Once the sequence outgrows ``block_size`` the
-    window slides, every position embedding of the window changes and no cached key is valid
-    any more: from then on the cached path also recomputes the window (so it stays exact).
+    runs the model on that whole window (full recomputation). With it, the model's attention
+    layers get KV caches (``model.start_cache``): the first step feeds the prompt, each later step
+    only the newest token. Both compute the same logits, so with the same seeded ``generator``
+    they sample the same tokens. Once the sequence outgrows ``block_size`` the window slides, and
+    with learned positions every position of the window changes: no cached key is valid any
+    more, so from then on the caches are dropped and the window recomputed (exact either way).
+    The caches are dropped at the end.
 
     Put the model in ``eval()`` mode first: dropout would make the two paths differ.
 
     Args:
-        model: e.g. a :class:`dlscratch.models.gpt.GPT`.
+        model: a :class:`~dlscratch.models.decoder.DecoderLM` (such as
+            :class:`~dlscratch.models.gpt.GPT`) or its
+            :class:`~dlscratch.models.fused_decoder.FusedDecoder`: ``model(idx)`` returns
+            ``(logits, _)``; ``start_cache``, ``stop_cache``, ``cache_length`` and ``config.block_size``.
         idx: the prompt, at least one token per row.
         max_new_tokens: number of tokens to append.
         temperature, top_k, top_p, generator: see :func:`sample_logits`.
-        use_cache: decode with a KV cache.
+        use_cache: decode with KV caches.
 
     Returns:
         The prompt followed by the new tokens.
@@ -154,13 +157,21 @@ def generate(
     B, T0 = idx.shape
     out = torch.empty(B, T0 + max_new_tokens, dtype=idx.dtype, device=idx.device)  # (B, T0 + n)
     out[:, :T0] = idx
-    cache = model.new_kv_cache(B) if use_cache else None
-    for t in range(T0, T0 + max_new_tokens):  # t tokens so far
-        if cache is not None and t <= block:
-            logits, _ = model(out[:, cache.length : t], kv_cache=cache)  # the prompt, then one token
-        else:
-            logits, _ = model(out[:, max(0, t - block) : t])  # (B, T, V): the whole window
-        out[:, t] = sample_logits(logits[:, -1], temperature, top_k, top_p, generator)  # (B,)
+    cached = use_cache and T0 <= block
+    if cached:
+        model.start_cache(B)
+    try:
+        for t in range(T0, T0 + max_new_tokens):  # t tokens so far
+            if cached and t > block:  # the window slides: recompute from now on
+                model.stop_cache()
+                cached = False
+            if cached:
+                logits, _ = model(out[:, model.cache_length() : t])  # the prompt, then one token
+            else:
+                logits, _ = model(out[:, max(0, t - block) : t])  # (B, T, V): the whole window
+            out[:, t] = sample_logits(logits[:, -1], temperature, top_k, top_p, generator)  # (B,)
+    finally:
+        model.stop_cache()
     return out
 
 

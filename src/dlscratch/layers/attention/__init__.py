@@ -1,4 +1,4 @@
-r"""Attention: pure functions (chapter 11) and, in sibling modules, the ``nn.Module`` classes."""
+r"""Attention: pure functions (chapter 11), the one attention module (chapter 12 on), the KV cache."""
 
 from .functional import (
     causal_mask,
@@ -8,7 +8,9 @@ from .functional import (
     scaled_dot_product_attention,
     split_heads,
 )
-from .modules import FastMultiHeadAttention, MultiHeadAttention
+from .attend import ATTEND, PositionHook, attend_sdpa, attend_written, repeat_kv
+from .kv_cache import KVCache, offset_causal_mask
+from .modules import MultiHeadAttention, start_kv_caches, stop_kv_caches
 
 __all__ = [
     "causal_mask",
@@ -17,9 +19,14 @@ __all__ = [
     "merge_heads",
     "multi_head_attention_loop",
     "multi_head_attention",
+    "offset_causal_mask",
+    "KVCache",
+    "PositionHook",
+    "repeat_kv",
+    "attend_written",
+    "attend_sdpa",
+    "ATTEND",
     "MultiHeadAttention",
-    "FastMultiHeadAttention",
+    "start_kv_caches",
+    "stop_kv_caches",
 ]
-from .kv_cache import KVCache, offset_causal_mask
-
-__all__ += ["KVCache", "offset_causal_mask"]

@@ -50,6 +50,27 @@ def causal_mask(T: int, device: torch.device | str | None = None) -> torch.Tenso
     return torch.ones(T, T, dtype=torch.bool, device=device).tril()  # (T, T)
 
 
+def _check_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> None:
+    r"""The shape and dtype checks of :func:`scaled_dot_product_attention` (not part of the maths)."""
+    if q.dim() < 2 or not q.dim() == k.dim() == v.dim():
+        raise ValueError(
+            "q, k and v must have the same rank, at least 2 (..., T, hs); "
+            f"got q.dim()={q.dim()}, k.dim()={k.dim()}, v.dim()={v.dim()}"
+        )
+    if q.size(-1) != k.size(-1):
+        raise ValueError(f"q and k must share the head size: q has {q.size(-1)}, k has {k.size(-1)}")
+    if k.size(-2) != v.size(-2):
+        raise ValueError(f"k and v must have the same length S: k has {k.size(-2)}, v has {v.size(-2)}")
+    if mask is not None:
+        if mask.dtype != torch.bool:
+            raise ValueError(f"mask must be a bool tensor (True = may attend), got dtype {mask.dtype}")
+        target = (*q.shape[:-2], q.size(-2), k.size(-2))
+        try:
+            torch.broadcast_shapes(mask.shape, target)
+        except RuntimeError as err:
+            raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to (..., T, S) = {target}") from err
+
+
 def scaled_dot_product_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -57,19 +78,23 @@ def scaled_dot_product_attention(
     mask: torch.Tensor | None = None,
     is_causal: bool = False,
     scale: float | None = None,
+    bias: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Scaled dot-product attention, returning the output and the attention weights.
 
     .. math::
 
         \operatorname{Attention}(Q, K, V) = \operatorname{softmax}\!\left(
-            \frac{Q K^\top}{\sqrt{d_k}} + B \right) V,
-        \qquad B_{ij} = \begin{cases} 0 & \text{if } M_{ij} \\ -\infty & \text{otherwise} \end{cases}
+            \frac{Q K^\top}{\sqrt{d_k}} + B + M \right) V,
+        \qquad M_{ij} = \begin{cases} 0 & \text{if query } i \text{ may attend to key } j \\ -\infty & \text{otherwise} \end{cases}
 
     ``is_causal=True`` uses the top-left-aligned mask :math:`j \le i` (as
     ``torch.nn.functional.scaled_dot_product_attention`` does); given together with ``mask``
-    the two are combined (a key must pass both). A query row with no allowed key has no
-    defined softmax and gives ``nan`` (PyTorch's kernel returns zeros there).
+    the two are combined (a key must pass both). ``bias`` is an additive score bias :math:`B`
+    (ALiBi's distance penalties, chapter 18). A query row with no allowed key has no defined
+    softmax and gives ``nan`` (PyTorch's kernel returns zeros there). ``dropout_p`` drops
+    attention weights in training (inverted dropout, the returned weights are the undropped ones).
 
     Chapter 11, *Attention from scratch*.
 
@@ -80,6 +105,8 @@ def scaled_dot_product_attention(
         mask: ``bool``, ``True`` = may attend, broadcastable to :math:`(\ldots, T, S)`.
         is_causal: apply the causal mask :math:`j \le i`.
         scale: multiplies the logits; :math:`1/\sqrt{hs}` when ``None``.
+        bias: added to the scaled logits, broadcastable to :math:`(\ldots, T, S)`.
+        dropout_p: probability of dropping each attention weight.
 
     Returns:
         ``(out, weights)``: the attended values and the softmax weights (rows sum to 1).
@@ -88,36 +115,20 @@ def scaled_dot_product_attention(
         - q: :math:`(\ldots, T, hs)`; k: :math:`(\ldots, S, hs)`; v: :math:`(\ldots, S, hs_v)`
         - out: :math:`(\ldots, T, hs_v)`; weights: :math:`(\ldots, T, S)`
     """
-    if q.dim() < 2 or not q.dim() == k.dim() == v.dim():
-        raise ValueError(
-            "q, k and v must have the same rank, at least 2 (..., T, hs); "
-            f"got q.dim()={q.dim()}, k.dim()={k.dim()}, v.dim()={v.dim()}"
-        )
-    if q.size(-1) != k.size(-1):
-        raise ValueError(f"q and k must share the head size: q has {q.size(-1)}, k has {k.size(-1)}")
-    if k.size(-2) != v.size(-2):
-        raise ValueError(f"k and v must have the same length S: k has {k.size(-2)}, v has {v.size(-2)}")
-    T, S = q.size(-2), k.size(-2)
-    if mask is not None:
-        if mask.dtype != torch.bool:
-            raise ValueError(f"mask must be a bool tensor (True = may attend), got dtype {mask.dtype}")
-        try:
-            torch.broadcast_shapes(mask.shape, (*q.shape[:-2], T, S))
-        except RuntimeError as err:
-            raise ValueError(
-                f"mask of shape {tuple(mask.shape)} does not broadcast to (..., T, S) = "
-                f"{(*q.shape[:-2], T, S)}"
-            ) from err
+    _check_sdpa(q, k, v, mask)
     if is_causal:
-        tril = torch.ones(T, S, dtype=torch.bool, device=q.device).tril()  # (T, S)
+        tril = torch.ones(q.size(-2), k.size(-2), dtype=torch.bool, device=q.device).tril()  # (T, S)
         mask = tril if mask is None else mask & tril
     scale = 1.0 / math.sqrt(q.size(-1)) if scale is None else scale
 
     att = (q @ k.transpose(-2, -1)) * scale  # (..., T, hs) @ (..., hs, S) -> (..., T, S)
+    if bias is not None:
+        att = att + bias  # (..., T, S)
     if mask is not None:
         att = att.masked_fill(~mask, float("-inf"))  # (..., T, S)
     weights = softmax(att, dim=-1)  # (..., T, S), each row sums to 1
-    out = weights @ v  # (..., T, S) @ (..., S, hs_v) -> (..., T, hs_v)
+    dropped = torch.nn.functional.dropout(weights, dropout_p) if dropout_p > 0 else weights
+    out = dropped @ v  # (..., T, S) @ (..., S, hs_v) -> (..., T, hs_v)
     return out, weights
 
 

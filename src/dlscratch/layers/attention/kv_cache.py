@@ -1,109 +1,120 @@
-r"""A key/value cache for autoregressive decoding, and the causal mask it needs.
+r"""A layer's key/value cache for autoregressive decoding, and the causal masks it needs.
 
 When a decoder generates one token at a time, the keys and values of the earlier positions do
 not change (causality: position :math:`j` never sees later tokens). Keeping them in a cache,
 each step only computes the new token's query, key and value and attends to the cache:
 :math:`O(t)` work at step :math:`t` instead of a full :math:`O(t^2)` recomputation.
 
-:class:`KVCache` preallocates, for every layer, buffers of the maximum length and fills them
-from the left. Introduced in chapter 17, *GPT*.
+Each self-attention layer owns its :class:`KVCache` (``attn.cache``): one preallocated pair of
+buffers, filled from the left, with one :meth:`KVCache.append` that writes and advances.
+:func:`~dlscratch.layers.attention.modules.start_kv_caches` and
+:func:`~dlscratch.layers.attention.modules.stop_kv_caches` give every causal self-attention layer
+of a model one or take them away. Introduced in chapter 17, *GPT*.
 
-Symbols: L layers, B batch, nh heads, hs head size, T new tokens, S = cached + new tokens.
+Symbols: B batch, nkv key/value heads, hs head size, T new tokens, S = cached + new tokens.
 """
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
-__all__ = ["KVCache", "offset_causal_mask"]
+__all__ = ["offset_causal_mask", "KVCache"]
 
 
-def offset_causal_mask(T: int, S: int, device: torch.device | str | None = None) -> torch.Tensor:
-    r"""Causal mask for :math:`T` queries that are the *last* :math:`T` of :math:`S` positions.
+@functools.lru_cache(maxsize=256)
+def _band(T: int, S: int, offset: int, window: int | None, device: torch.device) -> torch.Tensor:
+    allowed = torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=offset)  # j <= offset + i
+    if window is not None:
+        allowed &= ~torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=offset - window)  # j > offset + i - w
+    return allowed
+
+
+def offset_causal_mask(
+    T: int, S: int, offset: int | None = None, window: int | None = None, device: torch.device | str | None = None
+) -> torch.Tensor:
+    r"""Causal mask for :math:`T` queries at positions ``offset ... offset + T - 1`` over :math:`S` keys.
 
     .. math::
 
-        M_{ij} = [\, j \le (S - T) + i \,]
+        M_{ij} = [\, j \le o + i \,] \wedge [\, j > o + i - w \,]
 
-    Query :math:`i` sits at absolute position :math:`S - T + i` and may attend to every key up
-    to it. With :math:`S = T` this is chapter 11's ``causal_mask``; with :math:`T = 1` it is all
-    ``True`` (the newest token sees the whole cache).
+    Query :math:`i` sits at absolute position :math:`o + i` and may attend to every key up to
+    it; with a sliding ``window`` :math:`w` (Mistral, chapter 19) only to the last :math:`w` of
+    them, itself included. The offset :math:`o` defaults to :math:`S - T`: the queries are the
+    *last* :math:`T` of :math:`S` positions, as under a KV cache. With :math:`o = 0` and no
+    window this is chapter 11's ``causal_mask``; with :math:`T = 1` and the default offset it is
+    all ``True``. Built once per ``(T, S, offset, window, device)`` and cached: treat the
+    result as read-only.
 
     Shape:
         - output: :math:`(T, S)` bool, ``True`` = may attend
     """
-    if not 1 <= T <= S:
-        raise ValueError(f"need 1 <= T <= S for a causal mask over a cache, got T={T}, S={S}")
-    return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)  # (T, S)
+    if T < 1 or S < 1 or (offset is None and T > S):
+        raise ValueError(f"need T, S >= 1 (and T <= S for the default offset S - T), got T={T}, S={S}, offset={offset}")
+    if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
+        raise ValueError(f"window must be a positive integer or None, got window={window!r}")
+    offset = S - T if offset is None else offset
+    return _band(T, S, offset, window, torch.device(device if device is not None else "cpu"))
 
 
 class KVCache:
-    r"""Preallocated per-layer key and value buffers, filled left to right.
+    r"""One attention layer's preallocated key and value buffers, filled left to right.
 
-    ``update(layer, k, v)`` writes the :math:`T` new keys and values of ``layer`` at positions
-    ``length ... length + T - 1`` and returns views of everything cached so far, new tokens
-    included. Once every layer has been updated, the model calls :meth:`advance` so the next
-    call writes after them. Memory: :math:`2 \cdot L \cdot B \cdot \text{max\_len} \cdot nh
-    \cdot hs` numbers.
+    :meth:`append` writes the :math:`T` new keys and values at positions
+    ``length ... length + T - 1``, advances ``length`` and returns views of everything cached,
+    new tokens included: update and advance happen in one place. Memory:
+    :math:`2 \cdot B \cdot \text{max\_len} \cdot nkv \cdot hs` numbers per layer.
 
     Chapter 17, *GPT*.
 
     Args:
-        n_layer: L, one pair of buffers per layer.
         batch_size: B.
-        n_head: nh (the number of key/value heads).
+        n_kv_head: nkv, the number of key/value heads (fewer than the query heads under GQA).
         max_len: the most positions the cache can hold.
         head_size: hs.
         device, dtype: of the buffers (those of the model).
 
     Shape:
-        - k, v buffers: :math:`(L, B, nh, \text{max\_len}, hs)`
-        - update: k, v :math:`(B, nh, T, hs)` in; :math:`(B, nh, \text{length} + T, hs)` out
+        - k, v buffers: :math:`(B, nkv, \text{max\_len}, hs)`
+        - append: k, v :math:`(B, nkv, T, hs)` in; :math:`(B, nkv, \text{length} + T, hs)` out
     """
 
     def __init__(
         self,
-        n_layer: int,
         batch_size: int,
-        n_head: int,
+        n_kv_head: int,
         max_len: int,
         head_size: int,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        sizes = {"n_layer": n_layer, "batch_size": batch_size, "n_head": n_head, "max_len": max_len, "head_size": head_size}
-        bad = {k: v for k, v in sizes.items() if not isinstance(v, int) or v < 1}
+        sizes = {"batch_size": batch_size, "n_kv_head": n_kv_head, "max_len": max_len, "head_size": head_size}
+        bad = {k: v for k, v in sizes.items() if isinstance(v, bool) or not isinstance(v, int) or v < 1}
         if bad:
             raise ValueError(f"KVCache sizes must be positive integers, got {bad}")
-        shape = (n_layer, batch_size, n_head, max_len, head_size)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)  # (L, B, nh, max_len, hs)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)  # (L, B, nh, max_len, hs)
-        self._k = [self.k[i] for i in range(n_layer)]  # L views of shape (B, nh, max_len, hs)
-        self._v = [self.v[i] for i in range(n_layer)]
+        shape = (batch_size, n_kv_head, max_len, head_size)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)  # (B, nkv, max_len, hs)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)  # (B, nkv, max_len, hs)
         self.max_len = max_len
-        self.length = 0  # positions filled in every layer
+        self.length = 0  # positions filled
 
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        r"""Store the new keys/values of ``layer`` after the cached ones; return all of them."""
-        B, nh, T, hs = k.shape
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""Store the new keys and values after the cached ones, advance, and return all of them."""
+        B, nkv, T, hs = k.shape
         end = self.length + T
         if end > self.max_len:
             raise ValueError(f"KVCache holds {self.max_len} positions; {self.length} cached + {T} new = {end}")
-        if (B, nh, hs) != (self.k.size(1), self.k.size(2), self.k.size(4)):
+        if (B, nkv, hs) != (self.k.size(0), self.k.size(1), self.k.size(3)):
             raise ValueError(
-                f"keys of shape {tuple(k.shape)} do not fit a cache of (B, nh, hs) = "
-                f"{(self.k.size(1), self.k.size(2), self.k.size(4))}"
+                f"keys of shape {tuple(k.shape)} do not fit a cache of (B, nkv, hs) = "
+                f"{(self.k.size(0), self.k.size(1), self.k.size(3))}"
             )
-        k_buf, v_buf = self._k[layer], self._v[layer]  # (B, nh, max_len, hs), views of the buffers
-        k_buf.narrow(2, self.length, T).copy_(k)  # positions length ... end - 1 <- (B, nh, T, hs)
-        v_buf.narrow(2, self.length, T).copy_(v)
-        return k_buf.narrow(2, 0, end), v_buf.narrow(2, 0, end)  # (B, nh, S, hs), S = end
-
-    def advance(self, T: int) -> None:
-        r"""Mark :math:`T` more positions as filled (after every layer has stored them)."""
-        if self.length + T > self.max_len:
-            raise ValueError(f"KVCache holds {self.max_len} positions, cannot advance {self.length} by {T}")
-        self.length += T
+        self.k.narrow(2, self.length, T).copy_(k)  # positions length ... end - 1 <- (B, nkv, T, hs)
+        self.v.narrow(2, self.length, T).copy_(v)
+        self.length = end
+        return self.k.narrow(2, 0, end), self.v.narrow(2, 0, end)  # (B, nkv, S, hs), S = end
 
     def reset(self) -> None:
         r"""Forget the cached positions (the buffers are reused)."""

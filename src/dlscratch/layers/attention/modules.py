@@ -1,101 +1,236 @@
-r"""Multi-head attention as ``nn.Module`` classes: hand-written and fast (SDPA).
+r"""Multi-head attention as one ``nn.Module``: self- and cross-attention, MHA/GQA/MQA, a KV cache.
 
-Introduced in chapter 12 (*Attention as modules*). :class:`MultiHeadAttention` owns four
-``nn.Linear`` projections and calls the chapter-11 function
-:func:`~dlscratch.layers.attention.functional.scaled_dot_product_attention`, so the attention
-maths is written once. :class:`FastMultiHeadAttention` has the same parameters (same names, so
-state dicts load into either) and calls ``torch.nn.functional.scaled_dot_product_attention``,
-which may dispatch to a fused kernel; it returns no weights.
+Introduced in chapter 12 (*Attention as modules*) and extended by the chapters that build on it:
+the KV cache (17), rotary and ALiBi positions (18), grouped-query attention and sliding windows
+(19). :class:`MultiHeadAttention` owns four ``nn.Linear`` projections and hands the heads to an
+*attend* function chosen by name: ``"written"`` (the default, the chapter-11
+:func:`~dlscratch.layers.attention.functional.scaled_dot_product_attention`, which the book shows)
+or ``"sdpa"`` (``torch.nn.functional.scaled_dot_product_attention``, which may run a fused kernel
+and returns no weights). The two are tested equal.
 
 Masks follow the book's convention: ``mask`` is ``True`` where a query **may** attend to a key
 (the opposite of ``nn.MultiheadAttention``'s ``attn_mask``, where ``True`` blocks), and
 ``key_padding_mask`` is ``True`` at padding positions, which no query may attend to (the same as
-``nn.MultiheadAttention``).
+``nn.MultiheadAttention``). Causal and sliding-window masks are built once per length and cached
+(:func:`~dlscratch.layers.attention.kv_cache.offset_causal_mask`).
 
-Symbols: B batch, T query length, S key length, C channels (``embed_dim``), nh heads, hs head
-size.
+Symbols: B batch, T query length, S key length, C channels (``embed_dim``), nh query heads,
+nkv key/value heads, hs head size.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TypeVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .functional import merge_heads, scaled_dot_product_attention, split_heads
+from .attend import ATTEND, PositionHook, repeat_kv
+from .functional import merge_heads
+from .kv_cache import KVCache
 
-__all__ = ["MultiHeadAttention", "FastMultiHeadAttention"]
+__all__ = ["MultiHeadAttention", "start_kv_caches", "stop_kv_caches"]
 
-_M = TypeVar("_M", bound="_MultiHeadProjections")
+_M = TypeVar("_M", bound="MultiHeadAttention")
 
 
-class _MultiHeadProjections(nn.Module):
-    r"""The parameters and plumbing shared by both attention classes (not part of the API).
+def _check_size(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
-    Four ``(C, C)`` projections ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``:
-    :math:`4C^2` weights plus :math:`4C` biases when ``bias=True``.
+
+class MultiHeadAttention(nn.Module):
+    r"""Multi-head attention: four linear maps around an attend function.
+
+    .. math::
+
+        \operatorname{head}_h = \operatorname{softmax}\!\left(
+            \frac{Q_h K_{g(h)}^\top}{\sqrt{hs}} + M \right) V_{g(h)},
+        \qquad
+        Y = [\operatorname{head}_1, \ldots, \operatorname{head}_{n_h}]\, W_O^\top + b_O
+
+    with :math:`Q = X_q W_Q^\top + b_Q`, :math:`K = X_k W_K^\top + b_K`,
+    :math:`V = X_v W_V^\top + b_V` split into heads of :math:`hs = C / n_h` channels, and
+    :math:`M_{ij} = -\infty` where query :math:`i` may not attend to key :math:`j`. With
+    ``num_kv_heads`` :math:`= n_h` (the default) :math:`g(h) = h`: multi-head attention;
+    with fewer, query head :math:`h` shares key/value head :math:`g(h) = \lfloor h\, n_{kv} / n_h \rfloor`
+    (GQA; MQA for one). Parameters: :math:`2C^2 + 2 C \cdot n_{kv}\, hs` plus biases
+    (:math:`4C^2 + 4C` for MHA with bias).
+
+    Self-attention when ``key`` is ``None``. A causal layer (``causal=True``) may hold a
+    :class:`~dlscratch.layers.attention.kv_cache.KVCache` in ``cache``: its queries then sit
+    after the cached positions and their keys and values are appended to it. Set
+    ``keep_weights = True`` to keep the last weights in ``last_weights`` :math:`(B, nh, T, S)`.
+
+    Chapter 12, *Attention as modules*. Weights convert to and from ``nn.MultiheadAttention``
+    with :meth:`load_from_torch`, :meth:`copy_to_torch` and :meth:`from_torch`.
+
+    Args:
+        embed_dim: C, the width of queries, keys, values and output.
+        num_heads: nh; must divide ``embed_dim``.
+        num_kv_heads: nkv, must divide ``num_heads`` (``None``: ``num_heads``).
+        bias: whether the four projections have biases.
+        dropout: drop probability on the attention weights (training only).
+        causal: the layer's default for ``is_causal`` (a decoder's self-attention); only a causal
+            layer can hold a KV cache.
+        window: a sliding window of this many keys (needs causal attention; ``None``: all).
+        attend: ``"written"`` or ``"sdpa"``.
+        device: where to allocate the parameters.
+        dtype: parameter dtype.
+
+    Shape:
+        - query: :math:`(B, T, C)`; key, value: :math:`(B, S, C)` (``key`` defaults to
+          ``query``, self-attention; ``value`` defaults to ``key``)
+        - mask: :math:`(T, S)`, :math:`(B, T, S)` or :math:`(B, nh, T, S)` bool, ``True`` = may attend
+        - key_padding_mask: :math:`(B, S)` bool, ``True`` = padding (ignored)
+        - output: ``(y, weights)``, y :math:`(B, T, C)`; weights :math:`(B, T, S)` averaged over
+          heads, :math:`(B, nh, T, S)` with ``average_attn_weights=False``, or ``None``
     """
 
     def __init__(
         self,
         embed_dim: int,
         num_heads: int,
+        num_kv_heads: int | None = None,
+        *,
         bias: bool = True,
+        dropout: float = 0.0,
+        causal: bool = False,
+        window: int | None = None,
+        attend: str = "written",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (("embed_dim", embed_dim), ("num_heads", num_heads)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if embed_dim % num_heads != 0:
-            raise ValueError(
-                f"embed_dim={embed_dim} must be divisible by num_heads={num_heads} "
-                f"(embed_dim % num_heads = {embed_dim % num_heads})"
-            )
-        self.embed_dim = embed_dim  # C, the model width
-        self.num_heads = num_heads  # nh
+        num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
+        self._check_config(embed_dim, num_heads, num_kv_heads, dropout, causal, window, attend)
+        self.embed_dim, self.num_heads, self.num_kv_heads = embed_dim, num_heads, num_kv_heads  # C, nh, nkv
         self.head_dim = embed_dim // num_heads  # hs = C / nh
+        self.dropout, self.causal, self.window, self.attend = dropout, causal, window, attend
+        self.attend_fn = ATTEND[attend]
         factory = {"device": device, "dtype": dtype}
+        kv_dim = num_kv_heads * self.head_dim
         self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
-        self.k_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
-        self.v_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
+        self.k_proj = nn.Linear(embed_dim, kv_dim, bias=bias, **factory)
+        self.v_proj = nn.Linear(embed_dim, kv_dim, bias=bias, **factory)
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
+        self.positions: PositionHook | None = None  # rotary / additive-bias positions (chapter 18)
+        self.cache: KVCache | None = None  # set by start_kv_caches for cached decoding
+        self.keep_weights = False  # set True to keep the attention weights of the last call
+        self.last_weights: torch.Tensor | None = None
         self._reset_parameters()
 
+    @staticmethod
+    def _check_config(C: int, nh: int, nkv: int, dropout: float, causal: bool, window: int | None, attend: str) -> None:
+        for name, value in (("embed_dim", C), ("num_heads", nh), ("num_kv_heads", nkv)):
+            _check_size(name, value)
+        if C % nh != 0:
+            raise ValueError(f"embed_dim={C} must be divisible by num_heads={nh} (embed_dim % num_heads = {C % nh})")
+        if nh % nkv != 0:
+            raise ValueError(f"num_heads={nh} must be a multiple of num_kv_heads={nkv}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if window is not None and (not causal or isinstance(window, bool) or not isinstance(window, int) or window < 1):
+            raise ValueError(f"a sliding window needs causal=True and a positive integer, got causal={causal}, window={window!r}")
+        if attend not in ATTEND:
+            raise ValueError(f"unknown attend {attend!r}; expected one of {sorted(ATTEND)}")
+
     def _reset_parameters(self) -> None:
-        # Glorot-uniform input projections and zero biases, as nn.MultiheadAttention does
+        # Glorot-uniform over the stacked (q, k, v) input projection and zero biases, as
+        # nn.MultiheadAttention initialises its (3C, C) in_proj_weight; out_proj keeps nn.Linear's init
+        fan_out = self.q_proj.out_features + self.k_proj.out_features + self.v_proj.out_features
+        bound = math.sqrt(6.0 / (self.embed_dim + fan_out))
         for lin in (self.q_proj, self.k_proj, self.v_proj):
-            nn.init.xavier_uniform_(lin.weight)
+            nn.init.uniform_(lin.weight, -bound, bound)
         for lin in (self.q_proj, self.k_proj, self.v_proj, self.out_proj):
             if lin.bias is not None:
                 nn.init.zeros_(lin.bias)
 
     def extra_repr(self) -> str:
-        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, head_dim={self.head_dim}"
+        extras = f", window={self.window}" if self.window is not None else ""
+        return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, num_kv_heads={self.num_kv_heads}, "
+                f"head_dim={self.head_dim}, causal={self.causal}, attend={self.attend!r}{extras}")
 
-    def _heads(
-        self, query: torch.Tensor, key: torch.Tensor | None, value: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def split(self, x: torch.Tensor, heads: int) -> torch.Tensor:
+        r"""Heads as a batch dimension: :math:`(B, L, h \cdot hs) \to (B, h, L, hs)`."""
+        B, L, _ = x.shape
+        return x.view(B, L, heads, self.head_dim).transpose(1, 2)  # (B, h, L, hs)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor | None = None,
+        value: torch.Tensor | None = None,
+        *,
+        mask: torch.Tensor | None = None,
+        key_padding_mask: torch.Tensor | None = None,
+        is_causal: bool | None = None,
+        need_weights: bool = True,
+        average_attn_weights: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        self_attention = key is None
         key = query if key is None else key
         value = key if value is None else value
+        self._check_inputs(query, key, value)
+        q = self.split(self.q_proj(query), self.num_heads)  # (B, T, C) -> (B, nh, T, hs)
+        k = self.split(self.k_proj(key), self.num_kv_heads)  # (B, S, C) -> (B, nkv, S, hs)
+        v = self.split(self.v_proj(value), self.num_kv_heads)  # (B, nkv, S, hs)
+        allowed = self._allowed(mask, key_padding_mask, q.size(0), k.size(2) + self._cached(self_attention))
+        causal = self.causal if is_causal is None else is_causal
+        out, weights = self.attend_heads(q, k, v, mask=allowed, causal=causal, self_attention=self_attention)
+        y = self.out_proj(merge_heads(out))  # (B, nh, T, hs) -> (B, T, C) -> (B, T, C)
+        if weights is None or not need_weights:
+            return y, None
+        return y, weights.mean(dim=1) if average_attn_weights else weights  # (B, T, S) or (B, nh, T, S)
+
+    def attend_heads(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, mask: torch.Tensor | None = None,
+        causal: bool = True, self_attention: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        r"""Positions, cache, shared key/value heads, attend: everything between the projections.
+
+        Shape:
+            - q: :math:`(B, nh, T, hs)`; k, v: :math:`(B, nkv, S_{new}, hs)`
+            - output: ``(out, weights)``, :math:`(B, nh, T, hs)` and :math:`(B, nh, T, S)` or ``None``
+        """
+        T = q.size(2)
+        cache = self.cache if self_attention else None
+        offset = 0 if cache is None else cache.length  # positions already cached
+        hook = self.positions if self_attention else None  # positions are a self-attention matter
+        if hook is not None and hook.rotate is not None:
+            pos = torch.arange(offset, offset + T, device=q.device)  # (T,) absolute positions of the new tokens
+            q, k = hook.rotate(q, pos), hook.rotate(k, pos)
+        if cache is not None:
+            if not causal:
+                raise ValueError("a KV cache needs causal self-attention (is_causal=True)")
+            k, v = cache.append(k, v)  # (B, nkv, S, hs), S = cached + T
+        bias = None
+        if hook is not None and hook.bias is not None:
+            bias = hook.bias(torch.arange(offset, offset + T, device=q.device), torch.arange(k.size(2), device=q.device))
+        n_rep = self.num_heads // self.num_kv_heads
+        k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # (B, nh, S, hs)
+        dropout_p = self.dropout if self.training else 0.0
+        out, weights = self.attend_fn(
+            q, k, v, mask=mask, causal=causal, offset=offset, window=self.window, bias=bias, dropout_p=dropout_p
+        )
+        if self.keep_weights and weights is not None:
+            self.last_weights = weights.detach()  # (B, nh, T, S)
+        return out, weights
+
+    def _cached(self, self_attention: bool) -> int:
+        return self.cache.length if self_attention and self.cache is not None else 0
+
+    def _check_inputs(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> None:
         for name, t in (("query", query), ("key", key), ("value", value)):
             if t.dim() != 3 or t.size(-1) != self.embed_dim:
-                raise ValueError(
-                    f"{name} must have shape (B, L, embed_dim={self.embed_dim}), got {tuple(t.shape)}"
-                )
+                raise ValueError(f"{name} must have shape (B, L, embed_dim={self.embed_dim}), got {tuple(t.shape)}")
         if not query.size(0) == key.size(0) == value.size(0):
             raise ValueError(
                 f"query, key and value need the same batch size, got {query.size(0)}, {key.size(0)}, {value.size(0)}"
             )
         if key.size(1) != value.size(1):
             raise ValueError(f"key and value need the same length S, got {key.size(1)} and {value.size(1)}")
-        q = split_heads(self.q_proj(query), self.num_heads)  # (B, T, C) -> (B, nh, T, hs)
-        k = split_heads(self.k_proj(key), self.num_heads)  # (B, S, C) -> (B, nh, S, hs)
-        v = split_heads(self.v_proj(value), self.num_heads)  # (B, S, C) -> (B, nh, S, hs)
-        return q, k, v
 
     @staticmethod
     def _allowed(
@@ -125,10 +260,10 @@ class _MultiHeadProjections(nn.Module):
     def _check_torch(self, mha: nn.MultiheadAttention) -> None:
         if not isinstance(mha, nn.MultiheadAttention):
             raise TypeError(f"expected an nn.MultiheadAttention, got {type(mha).__name__}")
-        if (mha.embed_dim, mha.num_heads) != (self.embed_dim, self.num_heads):
+        if (mha.embed_dim, mha.num_heads, mha.num_heads) != (self.embed_dim, self.num_heads, self.num_kv_heads):
             raise ValueError(
-                f"shape mismatch: ours has embed_dim={self.embed_dim}, num_heads={self.num_heads}; "
-                f"torch's has embed_dim={mha.embed_dim}, num_heads={mha.num_heads}"
+                f"shape mismatch: ours has embed_dim={self.embed_dim}, num_heads={self.num_heads}, "
+                f"num_kv_heads={self.num_kv_heads}; torch's has embed_dim={mha.embed_dim}, num_heads={mha.num_heads}"
             )
         if not mha._qkv_same_embed_dim or mha.bias_k is not None or mha.add_zero_attn:
             raise ValueError("only nn.MultiheadAttention with kdim = vdim = embed_dim and no bias_kv/zero_attn")
@@ -166,98 +301,32 @@ class _MultiHeadProjections(nn.Module):
         return mha
 
     @classmethod
-    def from_torch(cls: type[_M], mha: nn.MultiheadAttention) -> _M:
-        r"""A new module with the sizes, dtype, device and weights of ``mha``."""
+    def from_torch(cls: type[_M], mha: nn.MultiheadAttention, **kwargs: object) -> _M:
+        r"""A new module with the sizes, dtype, device and weights of ``mha`` (``kwargs``: e.g. ``attend``)."""
         w = mha.in_proj_weight
-        ours = cls(mha.embed_dim, mha.num_heads, bias=mha.in_proj_bias is not None, device=w.device, dtype=w.dtype)
+        ours = cls(mha.embed_dim, mha.num_heads, bias=mha.in_proj_bias is not None, device=w.device, dtype=w.dtype, **kwargs)
         return ours.load_from_torch(mha)
 
 
-class MultiHeadAttention(_MultiHeadProjections):
-    r"""Multi-head attention, hand-written: four linear maps around the chapter-11 attention.
+def _causal_layers(model: nn.Module) -> list[MultiHeadAttention]:
+    return [m for m in model.modules() if isinstance(m, MultiHeadAttention) and m.causal]
 
-    .. math::
 
-        \operatorname{head}_h = \operatorname{softmax}\!\left(
-            \frac{Q_h K_h^\top}{\sqrt{hs}} + M \right) V_h,
-        \qquad
-        Y = [\operatorname{head}_1, \ldots, \operatorname{head}_{n_h}]\, W_O^\top + b_O
+def start_kv_caches(model: nn.Module, batch_size: int, max_len: int) -> int:
+    r"""Give every causal self-attention layer of ``model`` an empty KV cache; returns their bytes.
 
-    with :math:`Q = X_q W_Q^\top + b_Q`, :math:`K = X_k W_K^\top + b_K`,
-    :math:`V = X_v W_V^\top + b_V` split into :math:`n_h` heads of :math:`hs = C / n_h` channels,
-    and :math:`M_{ij} = -\infty` where query :math:`i` may not attend to key :math:`j`.
-    Parameters: :math:`4C^2 + 4C` (:math:`4C^2` without bias). No dropout on the weights.
-
-    Chapter 12, *Attention as modules*. Weights convert to and from ``nn.MultiheadAttention``
-    with :meth:`load_from_torch`, :meth:`copy_to_torch` and :meth:`from_torch`.
-
-    Args:
-        embed_dim: C, the width of queries, keys, values and output.
-        num_heads: nh; must divide ``embed_dim``.
-        bias: whether the four projections have biases.
-        device: where to allocate the parameters.
-        dtype: parameter dtype.
-
-    Shape:
-        - query: :math:`(B, T, C)`; key, value: :math:`(B, S, C)` (``key`` defaults to
-          ``query``, self-attention; ``value`` defaults to ``key``)
-        - mask: :math:`(T, S)`, :math:`(B, T, S)` or :math:`(B, nh, T, S)` bool, ``True`` = may attend
-        - key_padding_mask: :math:`(B, S)` bool, ``True`` = padding (ignored)
-        - output: :math:`(B, T, C)`; weights: :math:`(B, T, S)` averaged over heads, or
-          :math:`(B, nh, T, S)` with ``average_attn_weights=False``
+    The buffers take the device and dtype of each layer's weights. Chapter 17, *GPT*.
     """
-
-    def forward(
-        self,
-        query: torch.Tensor,
-        key: torch.Tensor | None = None,
-        value: torch.Tensor | None = None,
-        *,
-        mask: torch.Tensor | None = None,
-        key_padding_mask: torch.Tensor | None = None,
-        is_causal: bool = False,
-        need_weights: bool = True,
-        average_attn_weights: bool = True,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        q, k, v = self._heads(query, key, value)  # (B, nh, T, hs), (B, nh, S, hs), (B, nh, S, hs)
-        allowed = self._allowed(mask, key_padding_mask, k.size(0), k.size(2))
-        out, weights = scaled_dot_product_attention(q, k, v, mask=allowed, is_causal=is_causal)
-        y = self.out_proj(merge_heads(out))  # (B, nh, T, hs) -> (B, T, C) -> (B, T, C)
-        if not need_weights:
-            return y, None
-        return y, weights.mean(dim=1) if average_attn_weights else weights  # (B, T, S) or (B, nh, T, S)
+    layers = _causal_layers(model)
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no causal self-attention layer to cache")
+    for attn in layers:
+        w = attn.k_proj.weight
+        attn.cache = KVCache(batch_size, attn.num_kv_heads, max_len, attn.head_dim, device=w.device, dtype=w.dtype)
+    return sum(attn.cache.nbytes() for attn in layers if attn.cache is not None)
 
 
-class FastMultiHeadAttention(_MultiHeadProjections):
-    r"""Multi-head attention through ``F.scaled_dot_product_attention`` (fused kernels).
-
-    The same parameters and maths as :class:`MultiHeadAttention` (a state dict of one loads into
-    the other), but the attention step is PyTorch's, which can pick a FlashAttention or
-    memory-efficient kernel and never materialises the weights, so none are returned. For a query
-    whose keys are all masked the attention step gives zeros here (the output is then
-    ``out_proj``'s bias) and ``nan`` in :class:`MultiHeadAttention`.
-
-    Chapter 12, *Attention as modules*.
-
-    Shape:
-        - as :class:`MultiHeadAttention`; output: :math:`(B, T, C)`
-    """
-
-    def forward(
-        self,
-        query: torch.Tensor,
-        key: torch.Tensor | None = None,
-        value: torch.Tensor | None = None,
-        *,
-        mask: torch.Tensor | None = None,
-        key_padding_mask: torch.Tensor | None = None,
-        is_causal: bool = False,
-    ) -> torch.Tensor:
-        q, k, v = self._heads(query, key, value)  # (B, nh, T, hs), (B, nh, S, hs), (B, nh, S, hs)
-        allowed = self._allowed(mask, key_padding_mask, k.size(0), k.size(2))
-        if is_causal and allowed is not None:  # F.sdpa takes one or the other: fold causality in
-            T, S = q.size(2), k.size(2)
-            allowed = allowed & torch.ones(T, S, dtype=torch.bool, device=q.device).tril()  # (.., T, S)
-            is_causal = False
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, is_causal=is_causal)  # (B, nh, T, hs)
-        return self.out_proj(merge_heads(out))  # (B, T, C)
+def stop_kv_caches(model: nn.Module) -> None:
+    r"""Remove the KV caches of every causal self-attention layer of ``model``."""
+    for attn in _causal_layers(model):
+        attn.cache = None

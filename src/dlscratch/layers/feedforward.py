@@ -1,0 +1,99 @@
+r"""The Transformer's position-wise feed-forward blocks: :class:`MLP` and :class:`SwiGLU`.
+
+Both take ``(dim, hidden_dim, *, bias, dropout)`` and map :math:`(B, T, C) \to (B, T, C)`, one
+position at a time, so a model swaps one for the other (and, in chapter 22, for a mixture of
+experts) without touching anything else. Parameter names: ``up`` (:math:`C \to F`), ``down``
+(:math:`F \to C`) and, for the gated unit, ``gate``.
+
+Introduced in chapter 15 (:class:`MLP` with ReLU, the original Transformer's FFN), used with GELU
+by GPT (chapter 17); :class:`SwiGLU` is chapter 20's.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .dropout import Dropout
+
+__all__ = ["ACTIVATIONS", "MLP", "SwiGLU"]
+
+ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu}  # exact (erf) GELU, as nanoGPT
+
+
+def _check_sizes(dim: int, hidden_dim: int) -> None:
+    for name, value in (("dim", dim), ("hidden_dim", hidden_dim)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"feed-forward {name} must be a positive integer, got {name}={value!r}")
+
+
+class MLP(nn.Module):
+    r"""Two linear maps with a non-linearity between them, applied to every position.
+
+    .. math:: \operatorname{FFN}(x) = W_{\text{down}}\, \phi(W_{\text{up}} x + b_{\text{up}}) + b_{\text{down}}
+
+    with :math:`\phi` = ReLU (Vaswani et al., 2017) or GELU (GPT). ``dropout`` acts on the hidden
+    activations, as in ``nn.TransformerEncoderLayer``. Parameters: :math:`2CF + F + C` with
+    biases, :math:`2CF` without. Chapter 15.
+
+    Args:
+        dim: :math:`C`, input and output width.
+        hidden_dim: :math:`F`, the hidden width (:math:`4C` in the paper and in GPT).
+        activation: ``"relu"``, ``"gelu"`` or ``"silu"``.
+        bias: biases in both linear maps.
+        dropout: drop probability on the hidden activations (training only).
+
+    Shape:
+        - x: :math:`(B, T, C)`; output: :math:`(B, T, C)`
+    """
+
+    def __init__(self, dim: int, hidden_dim: int, *, activation: str = "gelu", bias: bool = True, dropout: float = 0.0) -> None:
+        super().__init__()
+        _check_sizes(dim, hidden_dim)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}")
+        self.activation = activation
+        self.act = ACTIVATIONS[activation]
+        self.up = nn.Linear(dim, hidden_dim, bias=bias)  # C -> F
+        self.dropout = Dropout(dropout)
+        self.down = nn.Linear(hidden_dim, dim, bias=bias)  # F -> C
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(self.dropout(self.act(self.up(x))))  # (B, T, C) -> (B, T, F) -> (B, T, C)
+
+    def extra_repr(self) -> str:
+        return f"activation={self.activation}"
+
+
+class SwiGLU(nn.Module):
+    r"""The gated feed-forward unit of PaLM and LLaMA (Shazeer, 2020).
+
+    .. math:: \operatorname{SwiGLU}(x) = W_{\text{down}} \bigl(\operatorname{SiLU}(W_{\text{gate}} x) \odot W_{\text{up}} x\bigr),
+        \qquad \operatorname{SiLU}(z) = z\,\sigma(z)
+
+    Three matrices instead of two, so LLaMA shrinks the hidden width to :math:`\tfrac{2}{3} \cdot 4C`
+    to keep the parameter count of a :math:`4C` :class:`MLP`. Parameters: :math:`3CF` (no biases
+    by default). Chapter 20.
+
+    Args:
+        dim: :math:`C`, input and output width.
+        hidden_dim: :math:`F`.
+        bias: biases in the three linear maps.
+        dropout: drop probability on the gated hidden activations.
+
+    Shape:
+        - x: :math:`(B, T, C)`; output: :math:`(B, T, C)`
+    """
+
+    def __init__(self, dim: int, hidden_dim: int, *, bias: bool = False, dropout: float = 0.0) -> None:
+        super().__init__()
+        _check_sizes(dim, hidden_dim)
+        self.gate = nn.Linear(dim, hidden_dim, bias=bias)  # C -> F
+        self.up = nn.Linear(dim, hidden_dim, bias=bias)  # C -> F
+        self.dropout = Dropout(dropout)
+        self.down = nn.Linear(hidden_dim, dim, bias=bias)  # F -> C
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.silu(self.gate(x)) * self.up(x)  # (B, T, F)
+        return self.down(self.dropout(h))  # (B, T, C)
