@@ -1,13 +1,15 @@
 r"""Models built from the package's layers: n-gram, MLP and WaveNet language models, classifiers, CNNs, recurrent and Transformer models, GPT."""
 
 from .cnn import BasicBlock, LeNet, LeNetConfig, ResNet, ResNetConfig
+from .decoding import beam_search, greedy_search, length_penalty
 from .gpt import GPT, GPTConfig
 from .mlp_classifier import MLPClassifier, MLPClassifierConfig
 from .mlp_lm import MLPLM, MLPLMConfig
 from .ngram import BigramCounts, NeuralBigram, one_hot
 from .rnn_lm import CharLSTM, CharLSTMConfig, build_sequences
+from .sampling import sample_logits, sample_sequences, sample_words, top_k_filter, top_p_filter
 from .seq2seq import AdditiveAttention, Seq2Seq, Seq2SeqConfig
-from .seq2seq_transformer import Seq2SeqTransformer, Seq2SeqTransformerConfig, length_penalty
+from .seq2seq_transformer import Seq2SeqTransformer, Seq2SeqTransformerConfig
 from .wavenet import WaveNet, WaveNetConfig
 
 __all__ = [
@@ -34,6 +36,13 @@ __all__ = [
     "Seq2SeqTransformerConfig",
     "Seq2SeqTransformer",
     "length_penalty",
+    "greedy_search",
+    "beam_search",
+    "top_k_filter",
+    "top_p_filter",
+    "sample_logits",
+    "sample_sequences",
+    "sample_words",
     "GPTConfig",
     "GPT",
 ]
