@@ -1,4 +1,4 @@
-"""The names dataset: vocabulary, the shared split, and (context, next character) examples."""
+"""The names dataset: the shared split, and (context, next character) examples."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlscratch.data import CharVocab, build_examples, names_split, split_words
+from dlscratch.data import build_examples, names_split, split_words
 
 WORDS = [f"w{i:04d}" for i in range(1000)]
 
@@ -25,17 +25,6 @@ def test_split_is_deterministic_disjoint_and_complete() -> None:
 def test_split_bad_fractions(fractions: tuple[float, float]) -> None:
     with pytest.raises(ValueError, match=str(fractions).replace("(", r"\(").replace(")", r"\)")):
         split_words(WORDS, fractions=fractions)
-
-
-def test_vocab_round_trip_and_errors() -> None:
-    v = CharVocab()
-    assert v.size == 27 and v.itos[0] == "." and v.stoi["z"] == 26
-    assert v.decode(v.encode("emma")) == "emma"
-    with pytest.raises(ValueError, match=r"\['3', 'É'\]"):
-        v.encode("É3a")
-    assert CharVocab.from_words(["ba", "ab"]).chars == "ab"
-    with pytest.raises(ValueError, match="distinct"):
-        CharVocab("aa")
 
 
 def test_build_examples_by_hand() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dlscratch.data import DIGIT_VOCAB, NUMBER_WORDS, encode_translation, number_split, number_to_words
-from dlscratch.data.toy_seq import BOS, EOS, PAD
+
+PAD, BOS, EOS = DIGIT_VOCAB.pad_id, DIGIT_VOCAB.bos_id, DIGIT_VOCAB.eos_id
 
 
 @pytest.mark.parametrize(

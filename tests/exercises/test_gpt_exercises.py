@@ -17,7 +17,7 @@ from dlscratch.exercises.gpt import (
     PARAMS_CONFIG,
 )
 from dlscratch.layers.attention.kv_cache import KVCache
-from dlscratch.models.generation import top_k_filter, top_p_filter
+from dlscratch.models.sampling import top_k_filter, top_p_filter
 from dlscratch.models.gpt import GPT, GPTConfig
 
 

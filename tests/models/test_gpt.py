@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from dlscratch.layers import MLP, Block, FusedLayerNorm, KVCache, LayerNorm, MultiHeadAttention
-from dlscratch.models.generation import GenerationTiming, sample_logits, time_generation, top_k_filter, top_p_filter
+from dlscratch.models.generation import GenerationTiming, time_generation
 from dlscratch.models.gpt import GPT, GPTConfig
 from tests.helpers import assert_same_forward_backward
 
@@ -224,74 +224,10 @@ def test_generation_is_reproducible_with_a_seed() -> None:
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-# --- sampling helpers -------------------------------------------------------------------------
+# --- sampling through generate (the samplers themselves: tests/models/test_sampling.py) ----------
 
 
 def test_top_k_one_is_greedy() -> None:
-    logits = torch.randn(50, 13)
-    g = torch.Generator().manual_seed(0)
-    assert torch.equal(sample_logits(logits, top_k=1, generator=g), logits.argmax(-1))
-    assert torch.equal(sample_logits(logits, temperature=0.0), logits.argmax(-1))
     m = tiny()
     idx = torch.zeros(1, 1, dtype=torch.long)
     assert torch.equal(m.generate(idx, 10, top_k=1), m.generate(idx, 10, temperature=0.0))
-
-
-def test_top_k_filter_keeps_k_largest() -> None:
-    z = torch.tensor([[1.0, 5.0, 3.0, -2.0, 4.0]])
-    out = top_k_filter(z, 3)
-    assert torch.isinf(out).tolist() == [[True, False, False, True, False]]
-    assert torch.equal(top_k_filter(z, 99), z)
-    with pytest.raises(ValueError, match="top_k=0"):
-        top_k_filter(z, 0)
-
-
-@pytest.mark.parametrize("p", [0.05, 0.3, 0.5, 0.7, 0.9, 0.999, 1.0])
-def test_top_p_keeps_smallest_set_with_mass_at_least_p(p: float) -> None:
-    logits = torch.randn(20, 11, dtype=torch.float64)
-    kept = ~torch.isinf(top_p_filter(logits, p))
-    probs = torch.softmax(logits, -1)
-    for row in range(20):
-        pr, keep = probs[row], kept[row]
-        order = pr.argsort(descending=True).tolist()
-        n = int(keep.sum())
-        assert set(order[:n]) == set(torch.nonzero(keep).flatten().tolist())  # a prefix of the sorted order
-        assert pr[keep].sum() >= p - 1e-12  # enough mass
-        assert n == 1 or pr[order[: n - 1]].sum() < p  # and no smaller prefix has enough
-
-
-def test_top_p_worked_example() -> None:
-    probs = torch.tensor([[0.5, 0.05, 0.3, 0.15]])
-    kept = ~torch.isinf(top_p_filter(probs.log(), 0.8))
-    assert kept.tolist() == [[True, False, True, False]]  # 0.5 + 0.3 = 0.8 >= 0.8
-    kept = ~torch.isinf(top_p_filter(probs.log(), 0.81))
-    assert kept.tolist() == [[True, False, True, True]]
-    with pytest.raises(ValueError, match="top_p=0"):
-        top_p_filter(probs, 0.0)
-
-
-def test_sampling_frequencies_follow_filtered_softmax() -> None:
-    logits = torch.tensor([2.0, 1.0, 0.0, -1.0, -3.0]).repeat(40_000, 1)
-    ids = sample_logits(logits, temperature=0.5, top_k=3, generator=torch.Generator().manual_seed(0))
-    freq = torch.bincount(ids, minlength=5).double() / len(ids)
-    expected = torch.softmax(torch.tensor([2.0, 1.0, 0.0]) / 0.5, -1).double()
-    torch.testing.assert_close(freq[:3], expected, atol=0.01, rtol=0)
-    assert freq[3:].sum() == 0
-
-
-@pytest.mark.parametrize("u", [0.0, 1.0 - 2.0**-24])
-def test_sampling_extreme_uniform_draws_land_on_allowed_tokens(u: float, monkeypatch: pytest.MonkeyPatch) -> None:
-    # u = 0 must not pick a zero-probability first token; u just below 1 must not run past the
-    # last allowed token (rounding of the cumulative sum) or out of the vocabulary
-    logits = torch.tensor([[float("-inf"), 0.3, 1.7, -0.2, float("-inf"), float("-inf")]] * 3)
-    monkeypatch.setattr(torch, "rand", lambda *size, generator=None, device=None: torch.full(size, u, device=device))
-    ids = sample_logits(logits, temperature=0.7)
-    expected = 1 if u == 0.0 else 3  # the first and the last token of nonzero probability
-    assert ids.tolist() == [expected] * 3
-
-
-def test_sample_logits_rejects_bad_input() -> None:
-    with pytest.raises(ValueError, match="temperature"):
-        sample_logits(torch.zeros(1, 3), temperature=-1.0)
-    with pytest.raises(ValueError, match=r"\(B, V\)"):
-        sample_logits(torch.zeros(3))

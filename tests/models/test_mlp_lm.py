@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from dlscratch.models import MLPLM, MLPLMConfig
-from dlscratch.training import sample_words
+from dlscratch.models.sampling import sample_words
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlscratch.data import CharVocab
 from dlscratch.models import BigramCounts, NeuralBigram, one_hot
+from dlscratch.tokenizers import CharVocab
 from tests.helpers import assert_same_forward_backward
 
 WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "x", "zzz"]

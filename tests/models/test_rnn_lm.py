@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from dlscratch.data import build_examples
 from dlscratch.models.rnn_lm import CharLSTM, CharLSTMConfig, build_sequences
-from dlscratch.training import mean_nll, sample_words
+from dlscratch.models.sampling import sample_words
+from dlscratch.training import mean_nll
 
 WORDS = ["emma", "olivia", "ava", "x", "isabella", "sophia", "mia", "bo"]
 

@@ -8,14 +8,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlscratch.data.toy_seq import BOS, DATE_VOCAB, EOS, PAD, date_split, encode_pairs
+from dlscratch.data.toy_seq import DATE_VOCAB, date_split, encode_pairs
 from dlscratch.models.seq2seq import AdditiveAttention, Seq2Seq, Seq2SeqConfig
+
+PAD, BOS, EOS = DATE_VOCAB.pad_id, DATE_VOCAB.bos_id, DATE_VOCAB.eos_id
 
 
 @pytest.fixture
 def model() -> Seq2Seq:
     torch.manual_seed(0)
-    m = Seq2Seq(Seq2SeqConfig(DATE_VOCAB.size, n_embd=8, n_hidden=11, attn_size=7)).double()
+    m = Seq2Seq(Seq2SeqConfig(DATE_VOCAB.vocab_size, n_embd=8, n_hidden=11, attn_size=7)).double()
     with torch.no_grad():  # bigger weights than the init, so the decoder's choices are not all alike
         for p in m.parameters():
             p.mul_(3.0)
@@ -51,7 +53,7 @@ def test_additive_attention_matches_its_formula_and_masks_padding() -> None:
 def test_teacher_forcing_weights_sum_to_one_and_ignore_padding(model: Seq2Seq, batch) -> None:
     logits, w = model(batch.src, batch.src_len, batch.tgt_in)
     B, T = batch.tgt_in.shape
-    assert logits.shape == (B, T, DATE_VOCAB.size) and w.shape == (B, T, batch.src.shape[1])
+    assert logits.shape == (B, T, DATE_VOCAB.vocab_size) and w.shape == (B, T, batch.src.shape[1])
     torch.testing.assert_close(w.sum(-1), torch.ones(B, T, dtype=torch.float64))
     pad = batch.src == PAD  # (B, S)
     assert pad.any() and (w.masked_select(pad[:, None, :].expand_as(w)) == 0).all()
@@ -115,11 +117,25 @@ def test_after_eos_only_padding(model: Seq2Seq, batch) -> None:
 
 
 def test_bad_arguments(model: Seq2Seq, batch) -> None:
-    with pytest.raises(ValueError, match=f"1..{DATE_VOCAB.size - 2}, got 0"):
+    with pytest.raises(ValueError, match=rf"1\.\.{DATE_VOCAB.vocab_size - 2} .*got 0"):
         model.beam_search(batch.src, batch.src_len, beam_size=0)
-    with pytest.raises(ValueError, match=f"got {DATE_VOCAB.size - 1}"):
-        model.beam_search(batch.src, batch.src_len, beam_size=DATE_VOCAB.size - 1)
+    with pytest.raises(ValueError, match=f"got {DATE_VOCAB.vocab_size - 1}"):
+        model.beam_search(batch.src, batch.src_len, beam_size=DATE_VOCAB.vocab_size - 1)
     with pytest.raises(ValueError, match=r"values in 1\.\.12"):
         model.encode(batch.src, batch.src_len + 5)
     with pytest.raises(ValueError, match="positive"):
-        Seq2SeqConfig(DATE_VOCAB.size, n_hidden=0)
+        Seq2SeqConfig(DATE_VOCAB.vocab_size, n_hidden=0)
+    with pytest.raises(ValueError, match="eos_id=40"):
+        Seq2SeqConfig(DATE_VOCAB.vocab_size, eos_id=40)
+
+
+def test_greedy_attention_is_the_decoders_reading_of_its_own_output(model: Seq2Seq, batch) -> None:
+    tokens, weights = model.greedy_decode(batch.src, batch.src_len, max_len=12)
+    with torch.inference_mode():
+        enc = model.encode(batch.src, batch.src_len)  # step by step, as the decoder ran
+    state, y = enc.state, torch.full((len(batch),), BOS)
+    for t in range(tokens.shape[1]):
+        with torch.inference_mode():
+            _, state, w = model.decode_step(y, state, enc)
+        torch.testing.assert_close(weights[:, t], w)
+        y = tokens[:, t]

@@ -34,7 +34,7 @@ def test_beam_one_equals_greedy(seed: int) -> None:
     greedy = m.greedy_decode(src, max_len=7)
     assert greedy.shape == (6, 7)
     assert torch.equal(m.beam_search(src, beam_size=1, max_len=7), greedy)
-    assert torch.equal(m.beam_search(src, beam_size=1, max_len=7, length_penalty=0.6), greedy)
+    assert torch.equal(m.beam_search(src, beam_size=1, max_len=7, alpha=0.6), greedy)
 
 
 def _log_prob(m: Seq2SeqTransformer, src: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -113,5 +113,19 @@ def test_config_errors_name_the_value(kwargs: dict, named: str) -> None:
 def test_presets_and_bad_beam() -> None:
     assert Seq2SeqTransformerConfig.cpu().d_model == 64 and Seq2SeqTransformerConfig.gpu().d_model == 256
     assert Seq2SeqTransformerConfig.gpu(nhead=4).nhead == 4
-    with pytest.raises(ValueError, match="0"):
+    with pytest.raises(ValueError, match=r"1\.\.11 .*got 0"):
         _model().beam_search(_src(), beam_size=0, max_len=3)
+    with pytest.raises(ValueError, match=f"got {CFG.tgt_vocab_size - 1}"):
+        _model().beam_search(_src(), beam_size=CFG.tgt_vocab_size - 1, max_len=3)
+
+
+def test_pad_and_bos_are_never_emitted() -> None:
+    # the bug of issue 9: the model prefers <pad> and <bos>, decoding must still pick real tokens
+    m, src = _model(), _src()
+    with torch.no_grad():
+        m.lm_head.bias[[CFG.pad_id, CFG.bos_id]] += 100.0
+    for out in (m.greedy_decode(src, 6), m.beam_search(src, beam_size=3, max_len=6)):
+        for row in out.tolist():
+            live = row[: row.index(CFG.eos_id) + 1] if CFG.eos_id in row else row
+            assert CFG.bos_id not in row and CFG.pad_id not in live
+            assert all(t == CFG.pad_id for t in row[len(live):])

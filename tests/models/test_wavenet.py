@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from dlscratch.layers.mini_nn import BatchNorm1d, FlattenConsecutive
 from dlscratch.models import WaveNet, WaveNetConfig
-from dlscratch.training import sample_words
+from dlscratch.models.sampling import sample_words
 
 
 @pytest.mark.parametrize(

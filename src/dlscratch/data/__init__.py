@@ -1,4 +1,4 @@
-r"""Data: download with checksum and cache, the corpora and their splits, digits, generated toy tasks, augmentation."""
+r"""Data: download with checksum and cache, the corpora and their splits, digits, generated toy tasks, augmentation (the vocabularies live in :mod:`dlscratch.tokenizers`)."""
 
 from .augment import (
     add_gaussian_noise,
@@ -11,11 +11,11 @@ from .augment import (
 )
 from .digits import DigitsSplit, load_digits_split
 from .download import CACHE_ENV, DATA_ENV, REGISTRY, DataFile, cache_dir, fetch, sha256_of
-from .names import CharVocab, NamesSplit, build_examples, names_split, split_words
+from .names import NamesSplit, build_examples, names_split, split_words
 from .text import load_names, load_shakespeare
-from .toy_seq import DATE_VOCAB, Seq2SeqSplit, Seq2SeqTensors, SeqVocab, date_split, encode_pairs, format_date
+from .toy_seq import DATE_VOCAB, Seq2SeqSplit, Seq2SeqTensors, date_split, encode_pairs, format_date
 from .toy_tasks import IGNORE_INDEX, RetrievalData, key_value_retrieval, previous_token_task
-from .translation import DIGIT_VOCAB, NUMBER_WORDS, TranslationSplit, WordVocab, encode_translation, number_split, number_to_words
+from .translation import DIGIT_VOCAB, NUMBER_WORDS, TranslationSplit, encode_translation, number_split, number_to_words
 
 __all__ = [
     "DigitsSplit",
@@ -35,7 +35,6 @@ __all__ = [
     "fetch",
     "sha256_of",
     "load_names",
-    "CharVocab",
     "NamesSplit",
     "build_examples",
     "names_split",
@@ -45,14 +44,12 @@ __all__ = [
     "key_value_retrieval",
     "previous_token_task",
     "IGNORE_INDEX",
-    "SeqVocab",
     "DATE_VOCAB",
     "Seq2SeqSplit",
     "Seq2SeqTensors",
     "format_date",
     "date_split",
     "encode_pairs",
-    "WordVocab",
     "NUMBER_WORDS",
     "DIGIT_VOCAB",
     "number_to_words",

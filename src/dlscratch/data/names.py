@@ -4,7 +4,7 @@ Every chapter of Part II uses the same vocabulary, the same 80/10/10 split of th
 and the same way of cutting names into (context, next character) examples, so their losses
 compare directly:
 
-* vocabulary: ``.`` (index 0, marks both the start and the end of a name) then ``a``-``z``;
+* vocabulary: :class:`~dlscratch.tokenizers.CharVocab`, ``.`` (index 0, marks both the start and the end of a name) then ``a``-``z``;
 * split: the names shuffled by ``random.Random(seed)`` (``seed=42``), first 80 % train, next 10 %
   validation, last 10 % test;
 * examples: each name ``emma`` with a context of ``block_size`` characters yields ``...`` → ``e``,
@@ -19,59 +19,10 @@ from dataclasses import dataclass
 
 import torch
 
+from ..tokenizers.vocab import CharVocab
 from .text import load_names
 
-__all__ = ["CharVocab", "NamesSplit", "names_split", "split_words", "build_examples"]
-
-
-@dataclass(frozen=True)
-class CharVocab:
-    r"""A character vocabulary with a boundary token at index 0.
-
-    Attributes:
-        chars: the characters after the boundary token, in index order.
-        boundary: the token that marks the start and the end of a word.
-    """
-
-    chars: str = "abcdefghijklmnopqrstuvwxyz"  # indices 1..len(chars)
-    boundary: str = "."  # index 0
-
-    def __post_init__(self) -> None:
-        if self.boundary in self.chars or len(set(self.chars)) != len(self.chars):
-            raise ValueError(f"characters must be distinct and exclude the boundary {self.boundary!r}")
-
-    @classmethod
-    def from_words(cls, words: Sequence[str], boundary: str = ".") -> "CharVocab":
-        r"""The sorted set of characters used by ``words``."""
-        return cls("".join(sorted(set("".join(words)))), boundary)
-
-    @property
-    def size(self) -> int:
-        r"""Number of tokens, boundary included (27 for names)."""
-        return len(self.chars) + 1
-
-    @property
-    def itos(self) -> list[str]:
-        r"""Index → character."""
-        return [self.boundary, *self.chars]
-
-    @property
-    def stoi(self) -> dict[str, int]:
-        r"""Character → index."""
-        return {c: i for i, c in enumerate(self.itos)}
-
-    def encode(self, word: str) -> list[int]:
-        r"""Indices of the characters of ``word``; ``ValueError`` naming any unknown character."""
-        stoi = self.stoi
-        unknown = sorted({c for c in word if c not in stoi})
-        if unknown:
-            raise ValueError(f"characters {unknown} of {word!r} are not in the vocabulary {self.itos}")
-        return [stoi[c] for c in word]
-
-    def decode(self, ids: Sequence[int]) -> str:
-        r"""The characters of ``ids`` (boundary tokens included as ``.``)."""
-        itos = self.itos
-        return "".join(itos[int(i)] for i in ids)
+__all__ = ["NamesSplit", "names_split", "split_words", "build_examples"]
 
 
 @dataclass(frozen=True)
@@ -124,8 +75,8 @@ def build_examples(words: Sequence[str], block_size: int, vocab: CharVocab | Non
     xs: list[list[int]] = []
     ys: list[int] = []
     for word in words:
-        context = [0] * block_size
-        for ix in [*vocab.encode(word), 0]:
+        context = [vocab.boundary_id] * block_size
+        for ix in vocab.encode_word(word)[1:]:
             xs.append(context)
             ys.append(ix)
             context = [*context[1:], ix]

@@ -18,17 +18,13 @@ import datetime
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 
+from ..tokenizers.vocab import SeqVocab, SpecialTokenVocab
+
 __all__ = [
-    "PAD",
-    "BOS",
-    "EOS",
     "MONTHS",
-    "SpecialTokenVocab",
-    "SeqVocab",
     "DATE_VOCAB",
     "Seq2SeqSplit",
     "Seq2SeqTensors",
@@ -37,90 +33,9 @@ __all__ = [
     "encode_pairs",
 ]
 
-PAD, BOS, EOS = 0, 1, 2  # ids of the special tokens
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 FORMATS = ("{d} {mon} {y}", "{mon} {d}, {y}")  # the two source formats
 FIRST_DAY, LAST_DAY = datetime.date(1950, 1, 1), datetime.date(2049, 12, 31)
-
-
-class SpecialTokenVocab:
-    r"""A vocabulary of ordinary tokens after three special ones: ``<pad>`` 0, ``<bos>`` 1, ``<eos>`` 2.
-
-    The shared half of :class:`SeqVocab` (characters) and
-    :class:`~dlscratch.data.translation.WordVocab` (words): subclasses give the ordinary
-    ``tokens`` (ids ``3 ..``, in order), how a text splits into them and how they join back.
-    """
-
-    kind: ClassVar[str]  # what a token is, for messages: "characters", "words"
-    sep: ClassVar[str]  # what joins decoded tokens
-
-    @property
-    def tokens(self) -> Sequence[str]:  # pragma: no cover - abstract
-        r"""The ordinary tokens, in index order."""
-        raise NotImplementedError
-
-    def split(self, text: str) -> list[str]:  # pragma: no cover - abstract
-        r"""The tokens of ``text``."""
-        raise NotImplementedError
-
-    def __post_init__(self) -> None:
-        if len(set(self.tokens)) != len(self.tokens):
-            raise ValueError(f"{self.kind} must be distinct, got {self.tokens!r}")
-
-    @property
-    def size(self) -> int:
-        r"""Number of tokens, the three special ones included."""
-        return len(self.tokens) + 3
-
-    @property
-    def itos(self) -> list[str]:
-        r"""Index → token."""
-        return ["<pad>", "<bos>", "<eos>", *self.tokens]
-
-    @property
-    def stoi(self) -> dict[str, int]:
-        r"""Token → index (ordinary tokens only)."""
-        return {t: i + 3 for i, t in enumerate(self.tokens)}
-
-    def encode(self, text: str) -> list[int]:
-        r"""Indices of the tokens of ``text``; ``ValueError`` naming any unknown token."""
-        stoi, parts = self.stoi, self.split(text)
-        unknown = sorted({t for t in parts if t not in stoi})
-        if unknown:
-            raise ValueError(f"{self.kind} {unknown} of {text!r} are not in the vocabulary {self.tokens!r}")
-        return [stoi[t] for t in parts]
-
-    def decode(self, ids: Sequence[int] | torch.Tensor) -> str:
-        r"""The tokens of ``ids`` up to the first ``<eos>``, skipping ``<pad>`` and ``<bos>``."""
-        out = []
-        for i in (ids.tolist() if isinstance(ids, torch.Tensor) else ids):
-            if i == EOS:
-                break
-            if i >= 3:
-                out.append(self.tokens[i - 3])
-        return self.sep.join(out)
-
-
-@dataclass(frozen=True)
-class SeqVocab(SpecialTokenVocab):
-    r"""Characters with three special tokens in front: ``<pad>`` 0, ``<bos>`` 1, ``<eos>`` 2.
-
-    Attributes:
-        chars: the ordinary characters, in index order (indices ``3 .. 3 + len(chars) - 1``).
-    """
-
-    chars: str  # ordinary characters, ids 3..
-    kind: ClassVar[str] = "characters"
-    sep: ClassVar[str] = ""
-
-    @property
-    def tokens(self) -> str:
-        r"""The ordinary characters."""
-        return self.chars
-
-    def split(self, text: str) -> list[str]:
-        r"""The characters of ``text``."""
-        return list(text)
 
 
 DATE_VOCAB = SeqVocab("".join(sorted(set(" ,-0123456789" + "".join(MONTHS)))))
@@ -162,10 +77,10 @@ def date_split(n_train: int = 10_000, n_test: int = 1_000, seed: int = 0) -> Seq
 class Seq2SeqTensors:
     r"""A padded batch of pairs: ``tgt_in`` is ``<bos>`` + target, ``tgt_out`` is target + ``<eos>``."""
 
-    src: torch.Tensor  # (N, S) source ids, padded with PAD
+    src: torch.Tensor  # (N, S) source ids, padded with <pad>
     src_len: torch.Tensor  # (N,) number of real source tokens
-    tgt_in: torch.Tensor  # (N, T) decoder inputs: BOS, y_1 .. y_{n}, PAD ...
-    tgt_out: torch.Tensor  # (N, T) decoder targets: y_1 .. y_{n}, EOS, PAD ...
+    tgt_in: torch.Tensor  # (N, T) decoder inputs: <bos>, y_1 .. y_{n}, <pad> ...
+    tgt_out: torch.Tensor  # (N, T) decoder targets: y_1 .. y_{n}, <eos>, <pad> ...
 
     def to(self, device: torch.device | str) -> "Seq2SeqTensors":
         r"""The same batch on ``device``."""
@@ -179,25 +94,34 @@ class Seq2SeqTensors:
         return self.src.shape[0]
 
 
-def encode_pairs(pairs: Sequence[tuple[str, str]], vocab: SeqVocab) -> Seq2SeqTensors:
+def encode_pairs(
+    pairs: Sequence[tuple[str, str]], vocab: SpecialTokenVocab, tgt_vocab: SpecialTokenVocab | None = None
+) -> Seq2SeqTensors:
     r"""Encode and pad (source, target) pairs into tensors (see :class:`Seq2SeqTensors`).
 
+    Args:
+        pairs: (source, target) texts.
+        vocab: the source vocabulary (and the target one unless ``tgt_vocab`` is given).
+        tgt_vocab: the target vocabulary, when it differs (chapter 16: words to digits).
+
     Raises:
-        ValueError: on an empty list, an empty source, or an unknown character.
+        ValueError: on an empty list, an empty source, or an unknown token.
     """
+    tgt_vocab = vocab if tgt_vocab is None else tgt_vocab
     if not pairs:
         raise ValueError("no pairs to encode")
     srcs = [vocab.encode(s) for s, _ in pairs]
-    tgts = [vocab.encode(t) for _, t in pairs]
+    tgts = [tgt_vocab.encode(t) for _, t in pairs]
     if any(len(s) == 0 for s in srcs):
-        raise ValueError("every source needs at least one character")
-    S, T = max(map(len, srcs)), max(map(len, tgts)) + 1
-    src = torch.full((len(pairs), S), PAD, dtype=torch.long)
-    tgt_in = torch.full((len(pairs), T), PAD, dtype=torch.long)
-    tgt_out = torch.full((len(pairs), T), PAD, dtype=torch.long)
+        raise ValueError(f"every source needs at least one of its {vocab.kind}")
+    pad, bos, eos = tgt_vocab.pad_id, tgt_vocab.bos_id, tgt_vocab.eos_id
+    N, S, T = len(pairs), max(map(len, srcs)), max(map(len, tgts)) + 1
+    src = torch.full((N, S), vocab.pad_id, dtype=torch.long)
+    tgt_in = torch.full((N, T), pad, dtype=torch.long)
+    tgt_out = torch.full((N, T), pad, dtype=torch.long)
     for n, (s, t) in enumerate(zip(srcs, tgts)):
         src[n, : len(s)] = torch.tensor(s)
-        tgt_in[n, : len(t) + 1] = torch.tensor([BOS, *t])
-        tgt_out[n, : len(t) + 1] = torch.tensor([*t, EOS])
+        tgt_in[n, : len(t) + 1] = torch.tensor([bos, *t])
+        tgt_out[n, : len(t) + 1] = torch.tensor([*t, eos])
     src_len = torch.tensor([len(s) for s in srcs], dtype=torch.long)
     return Seq2SeqTensors(src, src_len, tgt_in, tgt_out)

@@ -18,16 +18,13 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
 
-import torch
-
-from .toy_seq import BOS, EOS, PAD, Seq2SeqTensors, SeqVocab, SpecialTokenVocab
+from ..tokenizers.vocab import SeqVocab, WordVocab
+from .toy_seq import Seq2SeqTensors, encode_pairs
 
 __all__ = [
     "ONES",
     "TENS",
-    "WordVocab",
     "NUMBER_WORDS",
     "DIGIT_VOCAB",
     "number_to_words",
@@ -40,24 +37,6 @@ ONES = ("zero one two three four five six seven eight nine ten eleven twelve thi
         "fifteen sixteen seventeen eighteen nineteen").split()  # 0..19
 TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()  # index = tens digit
 MAX_NUMBER = 9999
-
-
-@dataclass(frozen=True)
-class WordVocab(SpecialTokenVocab):
-    r"""Whole words with ``<pad>`` 0, ``<bos>`` 1, ``<eos>`` 2 in front (words get ids ``3 ..``)."""
-
-    words: tuple[str, ...]  # ordinary words, in index order
-    kind: ClassVar[str] = "words"
-    sep: ClassVar[str] = " "
-
-    @property
-    def tokens(self) -> tuple[str, ...]:
-        r"""The ordinary words."""
-        return self.words
-
-    def split(self, text: str) -> list[str]:
-        r"""The space-separated words of ``text``."""
-        return text.split()
 
 
 NUMBER_WORDS = WordVocab(tuple(ONES) + tuple(TENS[2:]) + ("hundred", "thousand"))
@@ -129,19 +108,4 @@ def encode_translation(
     Raises:
         ValueError: on an empty list, an empty source, or an unknown word or character.
     """
-    if not pairs:
-        raise ValueError("no pairs to encode")
-    srcs = [src_vocab.encode(s) for s, _ in pairs]
-    tgts = [tgt_vocab.encode(t) for _, t in pairs]
-    if any(len(s) == 0 for s in srcs):
-        raise ValueError("every source needs at least one word")
-    N, S, T = len(pairs), max(map(len, srcs)), max(map(len, tgts)) + 1
-    src = torch.full((N, S), PAD, dtype=torch.long)
-    tgt_in = torch.full((N, T), PAD, dtype=torch.long)
-    tgt_out = torch.full((N, T), PAD, dtype=torch.long)
-    for n, (s, t) in enumerate(zip(srcs, tgts)):
-        src[n, : len(s)] = torch.tensor(s)
-        tgt_in[n, : len(t) + 1] = torch.tensor([BOS, *t])
-        tgt_out[n, : len(t) + 1] = torch.tensor([*t, EOS])
-    src_len = torch.tensor([len(s) for s in srcs], dtype=torch.long)
-    return Seq2SeqTensors(src, src_len, tgt_in, tgt_out)
+    return encode_pairs(pairs, src_vocab, tgt_vocab)

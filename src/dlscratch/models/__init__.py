@@ -2,14 +2,16 @@ r"""Models built from the package's layers: n-gram, MLP and WaveNet language mod
 
 from .cnn import BasicBlock, LeNet, LeNetConfig, ResNet, ResNetConfig
 from .decoder import DecoderLM
+from .decoding import beam_search, greedy_search, length_penalty
 from .fused_decoder import FusedDecoder
 from .gpt import GPT, GPTConfig, gpt_block
 from .mlp_classifier import MLPClassifier, MLPClassifierConfig
 from .mlp_lm import MLPLM, MLPLMConfig
 from .ngram import BigramCounts, NeuralBigram, one_hot
 from .rnn_lm import CharLSTM, CharLSTMConfig, build_sequences
+from .sampling import sample_logits, sample_sequences, sample_words, top_k_filter, top_p_filter
 from .seq2seq import AdditiveAttention, Seq2Seq, Seq2SeqConfig
-from .seq2seq_transformer import Seq2SeqTransformer, Seq2SeqTransformerConfig, length_penalty
+from .seq2seq_transformer import Seq2SeqTransformer, Seq2SeqTransformerConfig
 from .wavenet import WaveNet, WaveNetConfig
 
 __all__ = [
@@ -38,6 +40,13 @@ __all__ = [
     "length_penalty",
     "DecoderLM",
     "FusedDecoder",
+    "greedy_search",
+    "beam_search",
+    "top_k_filter",
+    "top_p_filter",
+    "sample_logits",
+    "sample_sequences",
+    "sample_words",
     "GPTConfig",
     "GPT",
     "gpt_block",

@@ -1,12 +1,4 @@
-r"""Autoregressive generation: temperature, top-k and top-p (nucleus) sampling, KV-cached decoding.
-
-The sampling helpers are small pure functions on a batch of next-token logits :math:`(B, V)`:
-
-.. math::
-
-    p_i = \operatorname{softmax}(z / \tau)_i \ \text{restricted to the kept set } S, \qquad
-    S_{\text{top-}k} = \{\, k \text{ largest } z_i \,\}, \qquad
-    S_{\text{top-}p} = \text{the smallest prefix of the sorted } p \text{ with mass} \ge p .
+r"""Autoregressive generation with a KV cache; each token is drawn by :func:`~dlscratch.models.sampling.sample_logits`.
 
 :func:`generate` works with any :class:`~dlscratch.models.decoder.DecoderLM`, such as
 :class:`dlscratch.models.gpt.GPT`, or its :class:`~dlscratch.models.fused_decoder.FusedDecoder`. Introduced in chapter 17, *GPT*.
@@ -20,92 +12,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["top_k_filter", "top_p_filter", "sample_logits", "generate", "GenerationTiming", "time_generation"]
+from .sampling import sample_logits
 
-
-def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
-    r"""Keep the ``k`` largest logits of each row, set the others to :math:`-\infty`.
-
-    Logits tied with the :math:`k`-th largest are kept too. Fan et al. (2018).
-
-    Shape:
-        - logits: :math:`(\ldots, V)`; output: same
-    """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"top_k must be a positive integer, got top_k={k!r}")
-    k = min(k, logits.size(-1))
-    kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (..., 1), the k-th largest
-    return logits.masked_fill(logits < kth, float("-inf"))
-
-
-def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
-    r"""Nucleus filtering: keep the smallest set of most likely tokens whose probability is :math:`\ge p`.
-
-    Sort the probabilities in decreasing order and keep token :math:`i` of that order iff the
-    mass *before* it is still below :math:`p`: :math:`\sum_{j < i} p_{(j)} < p`. The most
-    likely token is always kept. Holtzman et al. (2020).
-
-    Shape:
-        - logits: :math:`(\ldots, V)`; output: same
-    """
-    if not 0.0 < p <= 1.0:
-        raise ValueError(f"top_p must be in (0, 1], got top_p={p!r}")
-    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (..., V)
-    probs = torch.softmax(sorted_logits.float(), dim=-1)
-    mass_before = probs.cumsum(dim=-1) - probs  # (..., V), mass of the tokens ranked above
-    drop_sorted = mass_before >= p  # never true for the first token
-    drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
-    return logits.masked_fill(drop, float("-inf"))
-
-
-def sample_logits(
-    logits: torch.Tensor,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    r"""Draw one token id per row from ``logits``: divide by the temperature, filter, sample.
-
-    ``temperature=0`` means greedy decoding (the argmax). Filters apply in the order top-k, then
-    top-p. The draw inverts the cumulative distribution: with :math:`u \sim \mathcal{U}[0, 1)`,
-    the sampled id is the first :math:`i` with :math:`F_i = \sum_{j \le i} p_j > u` (what
-    ``torch.multinomial`` does for one sample, in a few small operations). :math:`F` is divided
-    by its last entry, so that it ends at exactly 1 despite rounding and every :math:`u < 1`
-    finds a token of nonzero probability. Sampling runs on the generator's device (CPU by
-    default), so a seeded CPU generator gives the same tokens whatever device the model is on.
-
-    Args:
-        logits: next-token logits.
-        temperature: :math:`\tau \ge 0`; below 1 sharpens, above 1 flattens the distribution.
-        top_k: keep only the ``top_k`` most likely tokens (``None``: all).
-        top_p: keep the smallest set with probability mass :math:`\ge` ``top_p`` (``None``: all).
-        generator: the random stream; the global one when ``None``.
-
-    Returns:
-        Token ids, ``torch.long``, on the device of ``logits``.
-
-    Shape:
-        - logits: :math:`(B, V)`; output: :math:`(B,)`
-    """
-    if logits.dim() != 2:
-        raise ValueError(f"sample_logits expects logits of shape (B, V), got {tuple(logits.shape)}")
-    if not temperature >= 0:
-        raise ValueError(f"temperature must be >= 0, got temperature={temperature!r}")
-    if temperature == 0:
-        return logits.argmax(dim=-1)
-    z = logits.float() if temperature == 1 else logits.float() / temperature  # (B, V)
-    if top_k is not None:
-        z = top_k_filter(z, top_k)
-    if top_p is not None:
-        z = top_p_filter(z, top_p)
-    probs = torch.softmax(z, dim=-1)  # (B, V)
-    dev = generator.device if generator is not None else probs.device
-    cdf = probs.to(dev).cumsum(dim=-1)  # (B, V), non-decreasing
-    cdf = cdf / cdf[:, -1:]  # ends at exactly 1 (x / x == 1 in floating point)
-    u = torch.rand(probs.size(0), 1, generator=generator, device=dev)  # (B, 1), in [0, 1)
-    ids = torch.searchsorted(cdf, u, right=True)  # (B, 1): first i with cdf_i > u, so p_i > 0
-    return ids.squeeze(1).to(logits.device)  # (B,)
+__all__ = ["generate", "GenerationTiming", "time_generation"]
 
 
 @torch.inference_mode()

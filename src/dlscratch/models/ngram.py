@@ -8,7 +8,7 @@ Both predict the next character from the current one alone,
 
 and both expose ``logits(ctx)`` / ``forward(ctx)`` mapping contexts ``(N, 1)`` to next-character
 logits ``(N, V)``, the call signature shared by every language model of Part II (so
-:func:`dlscratch.training.sample_words` and :func:`dlscratch.training.mean_nll` work on either).
+:func:`dlscratch.models.sampling.sample_words` and :func:`dlscratch.training.mean_nll` work on either).
 Introduced in chapter 3, *Bigram language model, two ways*.
 """
 
@@ -20,10 +20,17 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..data.names import CharVocab, build_examples
 from ..layers.activations import log_softmax
+from ..tokenizers.vocab import CharVocab
 
 __all__ = ["BigramCounts", "NeuralBigram", "one_hot"]
+
+
+def _bigrams(words: Sequence[str], vocab: CharVocab) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The (current, next) id pairs of every word wrapped in boundaries, ``.emma.``: ``(n,)`` and ``(n,)``."""
+    pairs = [p for w in words for ids in [vocab.encode_word(w)] for p in zip(ids, ids[1:])]
+    ab = torch.tensor(pairs, dtype=torch.long).view(-1, 2)  # (n, 2)
+    return ab[:, 0], ab[:, 1]
 
 
 class BigramCounts:
@@ -49,8 +56,9 @@ class BigramCounts:
 
     def __init__(self, counts: torch.Tensor, vocab: CharVocab | None = None) -> None:
         vocab = vocab or CharVocab()
-        if counts.shape != (vocab.size, vocab.size):
-            raise ValueError(f"counts must have shape ({vocab.size}, {vocab.size}), got {tuple(counts.shape)}")
+        V = vocab.vocab_size
+        if counts.shape != (V, V):
+            raise ValueError(f"counts must have shape ({V}, {V}), got {tuple(counts.shape)}")
         if (counts < 0).any():
             raise ValueError("counts must be non-negative")
         self.counts = counts.detach().to("cpu", torch.long)  # (V, V), N[a, b]
@@ -64,9 +72,9 @@ class BigramCounts:
             ValueError: naming any character of ``words`` that is not in ``vocab``.
         """
         vocab = vocab or CharVocab()
-        V = vocab.size
-        X, Y = build_examples(words, block_size=1, vocab=vocab)  # (n, 1), (n,)
-        counts = torch.bincount(X[:, 0] * V + Y, minlength=V * V).view(V, V)  # (V, V)
+        V = vocab.vocab_size
+        a, b = _bigrams(words, vocab)  # (n,), (n,)
+        counts = torch.bincount(a * V + b, minlength=V * V).view(V, V)  # (V, V)
         return cls(counts, vocab)
 
     def probs(self, smoothing: float = 1.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -96,7 +104,7 @@ class BigramCounts:
         r"""Next-character logits :math:`\log p_k(\cdot \mid a)` for the last character of each context.
 
         Their softmax is row :math:`a` of :meth:`probs`, so the model plugs into
-        :func:`dlscratch.training.sample_words` and :func:`dlscratch.training.mean_nll`.
+        :func:`dlscratch.models.sampling.sample_words` and :func:`dlscratch.training.mean_nll`.
 
         Args:
             ctx: context token ids.
@@ -128,11 +136,11 @@ class BigramCounts:
         Raises:
             ValueError: naming a character not in the vocabulary, or if ``words`` has no bigram.
         """
-        X, Y = build_examples(words, block_size=1, vocab=self.vocab)  # (n, 1), (n,)
-        if len(Y) == 0:
+        a, b = _bigrams(words, self.vocab)  # (n,), (n,)
+        if len(b) == 0:
             raise ValueError("no words to evaluate")
         logp = self.probs(smoothing, torch.float64).log()  # (V, V)
-        return -logp[X[:, 0], Y].mean().item()
+        return -logp[a, b].mean().item()
 
 
 def one_hot(idx: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:

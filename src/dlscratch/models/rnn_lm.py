@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.names import CharVocab
 from ..layers.recurrent import LSTM
+from ..tokenizers.vocab import CharVocab
 
 __all__ = ["CharLSTMConfig", "CharLSTM", "build_sequences"]
 
@@ -113,14 +113,15 @@ def build_sequences(words: Sequence[str], block_size: int, vocab: CharVocab | No
         ValueError: if a word does not fit, i.e. has ``block_size`` characters or more.
     """
     vocab = vocab or CharVocab()
+    b = vocab.boundary_id
     longest = max(words, key=len)
     if len(longest) >= block_size:
         raise ValueError(f"block_size {block_size} is too short for {longest!r} ({len(longest)} characters); "
                          f"it must exceed the longest word")
-    X = torch.zeros(len(words), block_size, dtype=torch.long)
+    X = torch.full((len(words), block_size), b, dtype=torch.long)
     Y = torch.full((len(words), block_size), -1, dtype=torch.long)
     for n, word in enumerate(words):
-        ids = vocab.encode(word)
-        X[n, 1 : len(ids) + 1] = torch.tensor(ids, dtype=torch.long)
-        Y[n, : len(ids) + 1] = torch.tensor([*ids, 0], dtype=torch.long)
+        ids = vocab.encode_word(word)  # . c_1 ... c_n .
+        X[n, : len(ids) - 1] = torch.tensor(ids[:-1], dtype=torch.long)
+        Y[n, : len(ids) - 1] = torch.tensor(ids[1:], dtype=torch.long)
     return X, Y

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.toy_seq import BOS, EOS, PAD
-from ..layers.activations import log_softmax, softmax
+from ..layers.activations import softmax
 from ..layers.recurrent import GRU, GRUCell
+from .decoding import beam_search, check_special_ids, greedy_search
 
 __all__ = ["AdditiveAttention", "Seq2SeqConfig", "Seq2Seq", "Encoded"]
 
@@ -80,22 +80,24 @@ class Seq2SeqConfig:
     n_embd: int = 32  # embedding size of source and target tokens
     n_hidden: int = 128  # GRU state size of the encoder and the decoder
     attn_size: int = 64  # hidden size of the additive attention's MLP
+    pad_id: int = 0  # padding, in sources and targets (the tokenizer's pad_id)
+    bos_id: int = 1  # the decoder's first input
+    eos_id: int = 2  # the token that ends a target
 
     def __post_init__(self) -> None:
         if min(self.vocab_size, self.n_embd, self.n_hidden, self.attn_size) <= 0:
             raise ValueError(f"all sizes must be positive, got {self}")
-        if self.vocab_size <= EOS:
-            raise ValueError(f"vocab_size must exceed the special ids 0..{EOS}, got {self.vocab_size}")
+        check_special_ids(self.vocab_size, pad_id=self.pad_id, bos_id=self.bos_id, eos_id=self.eos_id)
 
     @classmethod
-    def cpu(cls, vocab_size: int) -> "Seq2SeqConfig":
+    def cpu(cls, vocab_size: int, **overrides: int) -> "Seq2SeqConfig":
         r"""Small enough to train in about twenty seconds on a laptop CPU."""
-        return cls(vocab_size, n_embd=32, n_hidden=128, attn_size=64)
+        return cls(vocab_size, **(dict(n_embd=32, n_hidden=128, attn_size=64) | overrides))
 
     @classmethod
-    def gpu(cls, vocab_size: int) -> "Seq2SeqConfig":
+    def gpu(cls, vocab_size: int, **overrides: int) -> "Seq2SeqConfig":
         r"""Wider, for one GPU."""
-        return cls(vocab_size, n_embd=64, n_hidden=256, attn_size=128)
+        return cls(vocab_size, **(dict(n_embd=64, n_hidden=256, attn_size=128) | overrides))
 
 
 class Encoded(NamedTuple):
@@ -111,15 +113,15 @@ class Seq2Seq(nn.Module):
     r"""GRU encoder, GRU decoder with additive attention (see the module docstring).
 
     Shape:
-        - src: :math:`(B, S)` ids padded with ``PAD``, src_len: :math:`(B,)`, tgt_in: :math:`(B, T)`;
+        - src: :math:`(B, S)` ids padded with ``pad_id``, src_len: :math:`(B,)`, tgt_in: :math:`(B, T)`;
         - ``forward`` returns logits :math:`(B, T, V)` and attention weights :math:`(B, T, S)`.
     """
 
     def __init__(self, config: Seq2SeqConfig) -> None:
         super().__init__()
         self.config = c = config
-        self.src_emb = nn.Embedding(c.vocab_size, c.n_embd, padding_idx=PAD)
-        self.tgt_emb = nn.Embedding(c.vocab_size, c.n_embd, padding_idx=PAD)
+        self.src_emb = nn.Embedding(c.vocab_size, c.n_embd, padding_idx=c.pad_id)
+        self.tgt_emb = nn.Embedding(c.vocab_size, c.n_embd, padding_idx=c.pad_id)
         self.encoder = GRU(c.n_embd, c.n_hidden)
         self.attention = AdditiveAttention(c.n_hidden, c.n_hidden, c.attn_size)
         self.decoder = GRUCell(c.n_embd + c.n_hidden, c.n_hidden)
@@ -156,84 +158,53 @@ class Seq2Seq(nn.Module):
         return torch.stack(logits, dim=1), torch.stack(weights, dim=1)  # (B, T, V), (B, T, S)
 
     def loss(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor, tgt_out: torch.Tensor) -> torch.Tensor:
-        r"""Mean cross-entropy over the real target tokens (``PAD`` targets are ignored)."""
+        r"""Mean cross-entropy over the real target tokens (``pad_id`` targets are ignored)."""
         logits, _ = self(src, src_len, tgt_in)
-        return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD)
+        return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=self.config.pad_id)
+
+    def _step(self, prefix: torch.Tensor, state: torch.Tensor, enc: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""The step function of :mod:`dlscratch.models.decoding`: read the last token, advance the state."""
+        logits, state, _ = self.decode_step(prefix[:, -1], state, enc)
+        return logits, state
+
+    def _special_ids(self) -> dict[str, int]:
+        c = self.config
+        return dict(bos_id=c.bos_id, eos_id=c.eos_id, pad_id=c.pad_id)
 
     @torch.inference_mode()
     def greedy_decode(self, src: torch.Tensor, src_len: torch.Tensor, max_len: int = 20
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-        r"""Pick the most likely token at every step; after ``EOS`` a sequence emits ``PAD``.
+        r"""Pick the most likely token at every step (:func:`~dlscratch.models.decoding.greedy_search`).
 
-        ``PAD`` and ``BOS`` are never chosen as outputs.
+        ``<pad>`` and ``<bos>`` are never chosen; after ``<eos>`` a sequence emits ``<pad>``.
+        The attention weights are those of the decoder reading its own outputs (one
+        teacher-forced pass over them).
 
         Returns:
-            Token ids :math:`(B, T)` (``EOS`` included, ``T \le`` ``max_len``) and the attention
+            Token ids :math:`(B, T)` (``<eos>`` included, ``T \le`` ``max_len``) and the attention
             weights :math:`(B, T, S)`.
         """
         enc = self.encode(src, src_len)
-        B = src.shape[0]
-        y = torch.full((B,), BOS, dtype=torch.long, device=src.device)
-        done = torch.zeros(B, dtype=torch.bool, device=src.device)
-        state, tokens, weights = enc.state, [], []
-        for _ in range(max_len):
-            logits, state, w = self.decode_step(y, state, enc)
-            logits[:, [PAD, BOS]] = float("-inf")  # never valid outputs
-            y = logits.argmax(dim=-1).masked_fill(done, PAD)  # (B,)
-            tokens.append(y)
-            weights.append(w)
-            done = done | (y == EOS)
-            if bool(done.all()):
-                break
-        return torch.stack(tokens, dim=1), torch.stack(weights, dim=1)
+        tokens = greedy_search(self._step, enc.state, enc, max_len, **self._special_ids())  # (B, T)
+        bos = torch.full_like(tokens[:, :1], self.config.bos_id)
+        _, weights = self(src, src_len, torch.cat([bos, tokens[:, :-1]], dim=1))  # (B, T, S)
+        return tokens, weights
 
     @torch.inference_mode()
     def beam_search(self, src: torch.Tensor, src_len: torch.Tensor, beam_size: int, max_len: int = 20,
                     alpha: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-        r"""Keep the ``beam_size`` most likely prefixes at every step (batched over examples).
+        r"""Keep the ``beam_size`` most likely prefixes at every step (:func:`~dlscratch.models.decoding.beam_search`).
 
-        A finished hypothesis (one that has emitted ``EOS``) is extended only by ``PAD`` at no
-        cost, so it competes with the live ones on its total log-probability. At the end the
-        hypotheses are ranked by :math:`\log p(y \mid x) / |y|^\alpha`, where :math:`|y|` counts
-        the tokens up to and including ``EOS``; ``alpha = 0`` ranks by probability alone, larger
-        ``alpha`` favours longer outputs. ``beam_size = 1`` is greedy decoding.
+        Hypotheses are ranked by :math:`\log p(y \mid x) / ((5 + |y|)/6)^\alpha`; ``alpha = 0``
+        ranks by probability alone. ``beam_size = 1`` is greedy decoding.
 
         Returns:
-            The best token ids :math:`(B, T)` (``EOS`` included, then ``PAD``) and their
+            The best token ids :math:`(B, T)` (``<eos>`` included, then ``<pad>``) and their
             log-probabilities :math:`(B,)`.
 
         Raises:
-            ValueError: unless ``1 <= beam_size <= vocab_size - 2`` (every token but ``PAD`` and ``BOS``).
+            ValueError: unless ``1 <= beam_size <= vocab_size - 2`` (every token but ``<pad>`` and ``<bos>``).
         """
-        V, K, B = self.config.vocab_size, beam_size, src.shape[0]
-        if not 1 <= K <= V - 2:
-            raise ValueError(f"beam_size must be in 1..{V - 2}, got {beam_size}")
-        enc = Encoded(*(t.repeat_interleave(K, dim=0) for t in self.encode(src, src_len)))  # B*K rows
-        dev, dtype = src.device, enc.keys.dtype
-        scores = torch.full((B, K), float("-inf"), device=dev, dtype=dtype)
-        scores[:, 0] = 0.0  # one live hypothesis at the start, so the K beams do not start as copies
-        done = torch.zeros(B, K, dtype=torch.bool, device=dev)
-        length = torch.zeros(B, K, device=dev, dtype=dtype)
-        tokens = torch.zeros(B, K, 0, dtype=torch.long, device=dev)
-        after_eos = torch.full((V,), float("-inf"), device=dev, dtype=dtype)
-        after_eos[PAD] = 0.0  # the only continuation of a finished hypothesis
-        y, state = torch.full((B * K,), BOS, dtype=torch.long, device=dev), enc.state
-        for _ in range(max_len):
-            logits, state, _ = self.decode_step(y, state, enc)
-            logp = log_softmax(logits, dim=-1)  # (B*K, V)
-            logp[:, [PAD, BOS]] = float("-inf")  # never valid outputs (the others keep their log-probs)
-            logp = logp.view(B, K, V)
-            logp = torch.where(done[..., None], after_eos, logp)
-            top, ix = (scores[..., None] + logp).view(B, K * V).topk(K, dim=-1)  # (B, K)
-            beam, y = ix // V, ix % V  # which hypothesis each survivor extends, and with what
-            scores = top
-            tokens = torch.cat([tokens.gather(1, beam[..., None].expand(-1, -1, tokens.shape[2])), y[..., None]], dim=2)
-            length = length.gather(1, beam) + (~done.gather(1, beam)).to(dtype)
-            done = done.gather(1, beam) | (y == EOS)
-            rows = (beam + torch.arange(B, device=dev)[:, None] * K).flatten()  # (B*K,)
-            state, y = state[rows], y.flatten()
-            if bool(done.all()):
-                break
-        best = (scores / length.clamp_min(1) ** alpha).argmax(dim=1)  # (B,)
-        pick = torch.arange(B, device=dev)
-        return tokens[pick, best], scores[pick, best]
+        enc = self.encode(src, src_len)
+        return beam_search(self._step, enc.state, enc, beam_size, max_len, vocab_size=self.config.vocab_size,
+                           alpha=alpha, **self._special_ids())

@@ -11,7 +11,6 @@ Symbols: B batch, S source length, T target length, C ``d_model``, V target voca
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -19,8 +18,9 @@ from torch import nn
 
 from ..layers.positional import SinusoidalPositionalEncoding
 from ..layers.transformer import TransformerDecoder, TransformerEncoder, TransformerLayerConfig
+from .decoding import beam_search, check_special_ids, greedy_search
 
-__all__ = ["Seq2SeqTransformerConfig", "Seq2SeqTransformer", "length_penalty"]
+__all__ = ["Seq2SeqTransformerConfig", "Seq2SeqTransformer"]
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,8 @@ class Seq2SeqTransformerConfig:
             raise ValueError(f"d_model={self.d_model} must be even and a multiple of nhead={self.nhead}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got dropout={self.dropout!r}")
-        for name in ("pad_id", "bos_id", "eos_id"):
-            value = getattr(self, name)
-            if not 0 <= value < min(self.src_vocab_size, self.tgt_vocab_size):
-                raise ValueError(f"{name}={value} is not a valid id for vocabularies of "
-                                 f"{self.src_vocab_size} and {self.tgt_vocab_size} tokens")
+        check_special_ids(min(self.src_vocab_size, self.tgt_vocab_size),
+                          pad_id=self.pad_id, bos_id=self.bos_id, eos_id=self.eos_id)
 
     @classmethod
     def cpu(cls, **overrides) -> "Seq2SeqTransformerConfig":
@@ -71,15 +68,6 @@ class Seq2SeqTransformerConfig:
     def layer_config(self) -> TransformerLayerConfig:
         r"""The per-layer sizes shared by the encoder and decoder stacks."""
         return TransformerLayerConfig(self.d_model, self.nhead, self.dim_feedforward, self.dropout, self.norm_first)
-
-
-def length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
-    r"""GNMT's length normaliser (Wu et al., 2016): :math:`\mathrm{lp}(L) = ((5 + L)/6)^{\alpha}`.
-
-    A hypothesis scores :math:`\log p(y) / \mathrm{lp}(|y|)`; :math:`\alpha = 0` ranks by
-    :math:`\log p(y)` alone. Chapter 16.
-    """
-    return ((5.0 + length.to(torch.float64)) / 6.0) ** alpha
 
 
 class Seq2SeqTransformer(nn.Module):
@@ -126,69 +114,44 @@ class Seq2SeqTransformer(nn.Module):
         memory, src_pad = self.encode(src)
         return self.decode(tgt_in, memory, src_pad)  # (B, T, V), teacher forcing
 
+    def _step(self, prefix: torch.Tensor, state: None, context: tuple[torch.Tensor, torch.Tensor]
+              ) -> tuple[torch.Tensor, None]:
+        r"""The step function of :mod:`dlscratch.models.decoding`: rerun the decoder on the whole prefix."""
+        memory, src_pad = context
+        return self.decode(prefix, memory, src_pad)[:, -1], None  # (N, V)
+
+    def _special_ids(self) -> dict[str, int]:
+        return dict(bos_id=self.cfg.bos_id, eos_id=self.cfg.eos_id, pad_id=self.cfg.pad_id)
+
     @torch.inference_mode()
     def greedy_decode(self, src: torch.Tensor, max_len: int) -> torch.Tensor:
-        r"""Pick the most likely next token at every step.
+        r"""Pick the most likely next token at every step (:func:`~dlscratch.models.decoding.greedy_search`).
+
+        ``<pad>`` and ``<bos>`` are never chosen; after ``<eos>`` a row emits ``<pad>``.
 
         Returns:
             :math:`(B, \text{max\_len})` ids after ``<bos>``: the output, ``<eos>``, then padding.
         """
-        B, cfg = src.size(0), self.cfg
-        memory, src_pad = self.encode(src)
-        ys = torch.full((B, 1), cfg.bos_id, dtype=torch.long, device=src.device)  # (B, 1)
-        done = torch.zeros(B, dtype=torch.bool, device=src.device)
-        for _ in range(max_len):
-            nxt = self.decode(ys, memory, src_pad)[:, -1].argmax(-1)  # (B,)
-            nxt = nxt.masked_fill(done, cfg.pad_id)
-            ys = torch.cat([ys, nxt[:, None]], dim=1)  # (B, t + 1)
-            done |= nxt == cfg.eos_id
-            if done.all():
-                break
-        return _pad_to(ys[:, 1:], max_len, cfg.pad_id)
+        out = greedy_search(self._step, None, self.encode(src), max_len, **self._special_ids())
+        return _pad_to(out, max_len, self.cfg.pad_id)
 
     @torch.inference_mode()
-    def beam_search(self, src: torch.Tensor, beam_size: int, max_len: int, length_penalty: float = 0.0) -> torch.Tensor:
-        r"""Keep the ``beam_size`` best partial outputs at every step; return the best finished one.
+    def beam_search(self, src: torch.Tensor, beam_size: int, max_len: int, alpha: float = 0.0) -> torch.Tensor:
+        r"""Keep the ``beam_size`` best partial outputs at every step (:func:`~dlscratch.models.decoding.beam_search`).
 
-        All :math:`B K` hypotheses run through the decoder as one batch. A finished hypothesis
-        (it emitted ``<eos>``) is carried along unchanged with ``<pad>``. At the end hypotheses
-        are ranked by :math:`\log p(y) / \mathrm{lp}(|y|)` (:func:`length_penalty`, ``<eos>``
-        counted). ``beam_size=1`` is greedy decoding.
+        All :math:`B K` hypotheses run through the decoder as one batch, which rereads each whole
+        prefix at every step. Hypotheses are ranked by :math:`\log p(y) / ((5 + |y|)/6)^\alpha`
+        (``<eos>`` counted). ``beam_size=1`` is greedy decoding.
 
         Returns:
             :math:`(B, \text{max\_len})` ids after ``<bos>``, as :meth:`greedy_decode`.
+
+        Raises:
+            ValueError: unless ``1 <= beam_size <= tgt_vocab_size - 2`` (every token but ``<pad>`` and ``<bos>``).
         """
-        cfg, K = self.cfg, beam_size
-        if isinstance(K, bool) or not isinstance(K, int) or not 1 <= K <= cfg.tgt_vocab_size:
-            raise ValueError(f"beam_size must be an integer in [1, {cfg.tgt_vocab_size}], got {beam_size!r}")
-        B, dev = src.size(0), src.device
-        memory, src_pad = self.encode(src)
-        memory, src_pad = memory.repeat_interleave(K, 0), src_pad.repeat_interleave(K, 0)  # (B K, S, C), (B K, S)
-        ys = torch.full((B * K, 1), cfg.bos_id, dtype=torch.long, device=dev)  # (B K, 1)
-        scores = torch.full((B, K), -math.inf, device=dev)
-        scores[:, 0] = 0.0  # one live hypothesis at the start: the others must not duplicate it
-        done = torch.zeros(B, K, dtype=torch.bool, device=dev)
-        for _ in range(max_len):
-            logp = self.decode(ys, memory, src_pad)[:, -1].log_softmax(-1).view(B, K, -1)  # (B, K, V)
-            V = logp.size(-1)
-            frozen = torch.full_like(logp, -math.inf)
-            frozen[..., cfg.pad_id] = 0.0  # a finished hypothesis only extends by <pad>, at no cost
-            logp = torch.where(done[..., None], frozen, logp)
-            cand = (scores[..., None] + logp).view(B, K * V)  # (B, K V)
-            scores, ix = cand.topk(K, dim=-1)  # (B, K)
-            beam, tok = ix // V, ix % V  # which hypothesis each survivor extends, and with what
-            rows = (beam + torch.arange(B, device=dev)[:, None] * K).view(-1)  # (B K,)
-            ys = torch.cat([ys[rows], tok.view(-1, 1)], dim=1)  # (B K, t + 1)
-            done = done.gather(1, beam) | (tok == cfg.eos_id)
-            if done.all():
-                break
-        out = ys[:, 1:].view(B, K, -1)  # (B, K, L)
-        lengths = (out != cfg.pad_id).sum(-1)  # (B, K), <eos> included
-        best = (scores.double() / _lp(lengths, length_penalty)).argmax(-1)  # (B,)
-        return _pad_to(out[torch.arange(B, device=dev), best], max_len, cfg.pad_id)
-
-
-_lp = length_penalty  # beam_search's argument of the same name shadows the function
+        out, _ = beam_search(self._step, None, self.encode(src), beam_size, max_len,
+                             vocab_size=self.cfg.tgt_vocab_size, alpha=alpha, **self._special_ids())
+        return _pad_to(out, max_len, self.cfg.pad_id)
 
 
 def _pad_to(ids: torch.Tensor, length: int, pad_id: int) -> torch.Tensor:

@@ -22,6 +22,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from .base import EndOfTextSpecials
+
 __all__ = ["GPT2_SPLIT_PATTERN", "ByteBPETokenizer", "pair_counts", "merge_pair", "train_merges"]
 
 # GPT-2's pre-tokenization regex 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
@@ -140,7 +142,7 @@ def train_merges(chunk_counts: Mapping[bytes, int], num_merges: int, *, verbose:
     return merges
 
 
-class ByteBPETokenizer:
+class ByteBPETokenizer(EndOfTextSpecials):
     r"""A byte-level BPE tokenizer: pre-tokenization regex, learned merges, atomic special tokens.
 
     Build one with :meth:`train` (or :meth:`load`); the constructor only stores its arguments.

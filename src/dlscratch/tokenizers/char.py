@@ -9,10 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from .base import EndOfTextSpecials
+
 __all__ = ["CharTokenizer"]
 
 
-class CharTokenizer:
+class CharTokenizer(EndOfTextSpecials):
     r"""Map each character to an id: the characters first (in the given order), then the specials.
 
     Args:

@@ -1,4 +1,4 @@
-r"""Training: loops, evaluation, sampling, checkpoints and mechanics, and the results ledger."""
+r"""Training: loops, evaluation, checkpoints and mechanics, and the results ledger."""
 
 from .classify import History, accuracy, confusion_matrix, evaluate_classifier, fit_classifier, predict
 from .evaluate import mean_nll
@@ -6,7 +6,6 @@ from .ledger import MIME_TYPE, RESULTS, Result, record
 from .lm import LMTrainConfig, evaluate_sequence_nll, random_windows, split_text, train_sequence_lm
 from .loop import SCHEDULES, lr_at, train_lm
 from .mechanics import DynamicLossScaler, accumulate_gradients, clip_grad_norm, load_checkpoint, save_checkpoint
-from .sampling import sample_sequences, sample_words
 
 __all__ = [
     "MIME_TYPE",
@@ -14,8 +13,6 @@ __all__ = [
     "Result",
     "record",
     "mean_nll",
-    "sample_sequences",
-    "sample_words",
     "History",
     "accuracy",
     "confusion_matrix",
