@@ -90,15 +90,16 @@ def batch_norm(
     dims = (0, *range(2, x.dim())) if dims is None else dims
     if training:
         mean = x.mean(dim=dims, keepdim=True)  # (1, C, 1, ...)
-        var = x.var(dim=dims, unbiased=False, keepdim=True)  # biased: used to normalise
+        xc = x - mean  # centred, shaped like x
+        var = (xc * xc).mean(dim=dims, keepdim=True)  # biased: used to normalise
         m = x.numel() // mean.numel()  # entries behind each statistic
         _check_batch(x, m)
         with torch.no_grad():
             running_mean = ((1 - momentum) * _per_channel(running_mean, x.dim()) + momentum * mean).squeeze(dims)
             running_var = ((1 - momentum) * _per_channel(running_var, x.dim()) + momentum * var * m / (m - 1)).squeeze(dims)
     else:
-        mean, var = _per_channel(running_mean, x.dim()), _per_channel(running_var, x.dim())
-    x_hat = (x - mean) * torch.rsqrt(var + eps)
+        xc, var = x - _per_channel(running_mean, x.dim()), _per_channel(running_var, x.dim())
+    x_hat = xc * torch.rsqrt(var + eps)
     y = x_hat * _per_channel(weight, x.dim()) + _per_channel(bias, x.dim())
     return y, running_mean, running_var
 
