@@ -53,6 +53,12 @@ def device() -> torch.device:
 def seed_everything(seed: int) -> torch.Generator:
     r"""Seed Python, NumPy and torch (CPU and CUDA) and return a seeded CPU generator.
 
+    This is the book's one seeding rule for models: every model draws its initial weights from
+    torch's global generator (as :mod:`torch.nn` layers do), so calling
+    ``seed_everything(seed)`` just before building a model fixes its weights. Data order and
+    sampling do not depend on it; they take an explicit seed or generator (for example
+    ``train_lm(..., seed=...)``, or the generator returned here).
+
     Args:
         seed: any non-negative integer.
 

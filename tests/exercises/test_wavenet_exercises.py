@@ -42,19 +42,19 @@ def flatten_interleaved(x, n):
     return x.squeeze(1) if x.shape[1] == 1 else x
 
 
-def bn3d_solution(x, gamma, beta, eps):
-    var, mean = torch.var_mean(x, (0, 1), correction=0)
-    return gamma * (x - mean) / torch.sqrt(var + eps) + beta
+def bn3d_solution(x, gamma, beta, eps):  # x: (N, C, L)
+    var, mean = torch.var_mean(x, (0, 2), keepdim=True, correction=0)
+    return gamma[:, None] * (x - mean) / torch.sqrt(var + eps) + beta[:, None]
 
 
 def bn3d_dim0(x, gamma, beta, eps):
-    var, mean = torch.var_mean(x, 0, correction=0)
-    return gamma * (x - mean) / torch.sqrt(var + eps) + beta
+    var, mean = torch.var_mean(x, 0, keepdim=True, correction=0)
+    return gamma[:, None] * (x - mean) / torch.sqrt(var + eps) + beta[:, None]
 
 
 def bn3d_unbiased(x, gamma, beta, eps):
-    var, mean = torch.var_mean(x, (0, 1), correction=1)
-    return gamma * (x - mean) / torch.sqrt(var + eps) + beta
+    var, mean = torch.var_mean(x, (0, 2), keepdim=True, correction=1)
+    return gamma[:, None] * (x - mean) / torch.sqrt(var + eps) + beta[:, None]
 
 
 def todo(*args):

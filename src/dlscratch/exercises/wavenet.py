@@ -116,25 +116,26 @@ def check_receptive_field(answer: Any) -> None:
 
 @exercise("wavenet.batchnorm_3d")
 def check_batchnorm_3d(answer: Any) -> None:
-    r"""``answer(x, gamma, beta, eps)``: training-mode batch norm of ``(N, L, C)`` input, one statistic per channel."""
+    r"""``answer(x, gamma, beta, eps)``: training-mode batch norm of ``(N, C, L)`` input (torch's layout), one statistic per channel."""
     fn = require_callable(answer, "batchnorm_3d")
     g = torch.Generator().manual_seed(9)
-    x = torch.randn(6, 4, 5, generator=g, dtype=torch.float64) * torch.linspace(1, 3, 4, dtype=torch.float64)[:, None] + torch.arange(4.0, dtype=torch.float64)[:, None]
+    x = torch.randn(6, 5, 4, generator=g, dtype=torch.float64) * torch.linspace(1, 3, 4, dtype=torch.float64) + torch.arange(4.0, dtype=torch.float64)  # (N, C, L)
     gamma = torch.rand(5, generator=g, dtype=torch.float64) + 0.5
     beta = torch.randn(5, generator=g, dtype=torch.float64)
     got = fn(x.clone(), gamma.clone(), beta.clone(), 1e-5)
     if got is None:
         raise NotAttempted
     got = torch.as_tensor(got, dtype=torch.float64)
-    want = F.batch_norm(x.transpose(1, 2), None, None, gamma, beta, training=True, eps=1e-5).transpose(1, 2)
+    want = F.batch_norm(x, None, None, gamma, beta, training=True, eps=1e-5)
+    gamma, beta = gamma[:, None], beta[:, None]  # (C, 1): broadcast over the positions, for the hints
     if tuple(got.shape) != tuple(want.shape):
         raise AssertionError(f"the output has the shape of the input {tuple(x.shape)}, got {tuple(got.shape)}.")
     if torch.allclose(got, want, atol=1e-8):
         return
     mean, var = x.mean(0, keepdim=True), x.var(0, keepdim=True, unbiased=False)
     if torch.allclose(got, gamma * (x - mean) / torch.sqrt(var + 1e-5) + beta, atol=1e-8):
-        raise AssertionError("you reduced over dim 0 only: each position got its own statistics. Reduce over (0, 1).")
-    unbiased = x.var((0, 1), keepdim=True, unbiased=True)
-    if torch.allclose(got, gamma * (x - x.mean((0, 1), keepdim=True)) / torch.sqrt(unbiased + 1e-5) + beta, atol=1e-8):
+        raise AssertionError("you reduced over dim 0 only: each position got its own statistics. Reduce over (0, 2).")
+    unbiased = x.var((0, 2), keepdim=True, unbiased=True)
+    if torch.allclose(got, gamma * (x - x.mean((0, 2), keepdim=True)) / torch.sqrt(unbiased + 1e-5) + beta, atol=1e-8):
         raise AssertionError("normalise with the biased variance (unbiased=False), as torch does in training mode.")
-    raise AssertionError("compute the mean and biased variance over dims (0, 1), normalise, then scale by gamma and add beta.")
+    raise AssertionError("compute the mean and biased variance over dims (0, 2), normalise, then scale by gamma and add beta.")

@@ -2,13 +2,15 @@ r"""``torch.nn`` in miniature: plain Python layers for the language models of Pa
 
 These classes are not :class:`torch.nn.Module` subclasses. Each is a few lines of tensor code
 with a ``__call__`` (the forward pass), a ``parameters()`` list and a ``training`` flag, so that
-nothing is hidden: autograd computes the gradients, and the chapter can read every activation
-through the ``out`` attribute that each layer keeps from its last call. They follow the style of
-the ``makemore`` lectures and use torch's parameter names (``weight``, ``bias``,
-``running_mean``, ``running_var``), so a test can copy them into the torch twin.
+nothing is hidden: autograd computes the gradients, and :meth:`Sequential.outputs` returns every
+activation of a forward pass for the chapter to inspect. They follow the style of the
+``makemore`` lectures but use torch's parameter names (``weight``, ``bias``, ``running_mean``,
+``running_var``) and layouts (batch norm takes ``(N, C)`` or ``(N, C, L)``), so a test can copy
+them into the torch twin. Like :mod:`torch.nn` layers, they draw their initial weights from
+torch's global generator: seed it with :func:`dlscratch.utils.seed_everything`.
 
-Introduced in chapter 4 (*MLP language model*); :class:`FlattenConsecutive` and the 3-D case of
-:class:`BatchNorm1d` in chapter 5 (*WaveNet*).
+Introduced in chapter 4 (*MLP language model*); :class:`FlattenConsecutive`, :class:`Transpose`
+and the 3-D case of :class:`BatchNorm1d` in chapter 5 (*WaveNet*).
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
-__all__ = ["Layer", "Linear", "BatchNorm1d", "Tanh", "Embedding", "FlattenConsecutive", "Sequential"]
+from .norms import batch_norm
+
+__all__ = ["Layer", "Linear", "BatchNorm1d", "Tanh", "Embedding", "FlattenConsecutive", "Transpose", "Sequential"]
 
 
 class Layer:
     r"""Base class: a ``training`` flag, ``train()``/``eval()`` and an empty parameter list."""
 
     training: bool = True  # batch norm uses batch statistics when True, running ones when False
-    out: torch.Tensor | None = None  # the output of the last call, kept for inspection
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -60,8 +63,8 @@ class Linear(Layer):
         fan_in: input features.
         fan_out: output features.
         bias: add a learnable bias (set ``False`` before a batch norm, which has its own).
-        generator: CPU generator for the initial weights.
-        device: where the parameters live.
+        device: where the parameters live (the weights are drawn on the CPU, from torch's global
+            generator, so a seed gives the same weights on every device).
         dtype: parameter dtype (float32 by default).
 
     Shape:
@@ -74,11 +77,10 @@ class Linear(Layer):
         fan_in: int,
         fan_out: int,
         bias: bool = True,
-        generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        w = torch.randn((fan_in, fan_out), generator=generator, dtype=dtype) / fan_in**0.5
+        w = torch.randn((fan_in, fan_out), dtype=dtype) / fan_in**0.5
         self.weight = w.to(device).requires_grad_()  # (fan_in, fan_out)
         self.bias = torch.zeros(fan_out, device=device, dtype=dtype).requires_grad_() if bias else None
 
@@ -86,7 +88,6 @@ class Linear(Layer):
         out = x @ self.weight  # (*, fan_in) @ (fan_in, fan_out) -> (*, fan_out)
         if self.bias is not None:
             out = out + self.bias
-        self.out = out
         return out
 
     def parameters(self) -> list[torch.Tensor]:
@@ -108,12 +109,13 @@ class BatchNorm1d(Layer):
     :math:`\bar{\sigma}^2 \leftarrow (1 - m)\bar{\sigma}^2 + m \frac{n}{n-1}\sigma^2` (the
     unbiased variance, as :class:`torch.nn.BatchNorm1d` does). In evaluation mode the running
     statistics replace the batch ones, so the output of one example no longer depends on the
-    others in its batch.
+    others in its batch. The maths is :func:`dlscratch.layers.norms.batch_norm`, shared with the
+    ``nn.Module`` batch norm of chapter 6.
 
-    A 2-D input ``(N, C)`` is reduced over dim 0; a 3-D input ``(N, L, C)`` (channels last,
-    unlike torch's ``(N, C, L)``) over dims ``(0, 1)``, so every channel has one mean and one
-    variance whatever its position. Which dimensions are reduced is decided by
-    :meth:`reduce_dims`; chapter 5 overrides it to show what goes wrong with dim 0 alone.
+    The layout is torch's: a 2-D input ``(N, C)`` is reduced over dim 0; a 3-D input
+    ``(N, C, L)`` over dims ``(0, 2)``, so every channel has one mean and one variance whatever
+    its position. Which dimensions are reduced is decided by :meth:`reduce_dims`; chapter 5
+    overrides it to show what goes wrong with dim 0 alone.
 
     Args:
         dim: number of channels :math:`C`.
@@ -123,7 +125,7 @@ class BatchNorm1d(Layer):
         dtype: their dtype (float32 by default).
 
     Shape:
-        - x: :math:`(N, C)` or :math:`(N, L, C)`
+        - x: :math:`(N, C)` or :math:`(N, C, L)`
         - output: same as ``x``
     """
 
@@ -142,44 +144,32 @@ class BatchNorm1d(Layer):
         self.running_var = torch.ones(dim, device=device, dtype=dtype)  # (C,) buffer
 
     def reduce_dims(self, x: torch.Tensor) -> tuple[int, ...]:
-        r"""The dimensions the statistics are taken over: ``(0,)`` for 2-D, ``(0, 1)`` for 3-D."""
-        if x.ndim == 2:
-            return (0,)
-        if x.ndim == 3:
-            return (0, 1)
-        raise ValueError(f"BatchNorm1d expects (N, C) or (N, L, C) input, got shape {tuple(x.shape)}")
+        r"""The dimensions the statistics are taken over: ``(0,)`` for 2-D, ``(0, 2)`` for 3-D."""
+        return (0,) if x.ndim == 2 else (0, 2)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.dim:
-            raise ValueError(f"BatchNorm1d({self.dim}) got {x.shape[-1]} channels in input of shape {tuple(x.shape)}")
-        dims = self.reduce_dims(x)
-        if self.training:
-            mean = x.mean(dims)  # (C,)
-            xc = x - mean  # centred input, same shape as x
-            var = (xc * xc).mean(dims)  # (C,), biased: used to normalise
-        else:
-            mean, var = self.running_mean, self.running_var
-            xc = x - mean
-        xhat = xc * torch.rsqrt(var + self.eps)  # same shape as x
-        self.out = self.weight * xhat + self.bias
-        if self.training:
-            n = x.numel() // mean.numel()  # entries behind each statistic
-            with torch.no_grad():
-                m = self.momentum
-                self.running_mean = (1 - m) * self.running_mean + m * mean.detach()
-                self.running_var = (1 - m) * self.running_var + m * var.detach() * n / (n - 1)
-        return self.out
+        _check_bn_input(x, self.dim)
+        y, self.running_mean, self.running_var = batch_norm(
+            x, self.weight, self.bias, self.running_mean, self.running_var, self.training, self.momentum, self.eps, self.reduce_dims(x)
+        )
+        return y
 
     def parameters(self) -> list[torch.Tensor]:
         return [self.weight, self.bias]
+
+
+def _check_bn_input(x: torch.Tensor, dim: int) -> None:
+    if x.ndim not in (2, 3):
+        raise ValueError(f"BatchNorm1d expects (N, C) or (N, C, L) input, got shape {tuple(x.shape)}")
+    if x.shape[1] != dim:
+        raise ValueError(f"BatchNorm1d({dim}) got {x.shape[1]} channels in dim 1 of input of shape {tuple(x.shape)}")
 
 
 class Tanh(Layer):
     r"""Element-wise :math:`\tanh(x) = (e^x - e^{-x})/(e^x + e^{-x})`, with values in :math:`(-1, 1)`."""
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        self.out = torch.tanh(x)
-        return self.out
+        return torch.tanh(x)
 
 
 class Embedding(Layer):
@@ -188,8 +178,8 @@ class Embedding(Layer):
     Args:
         num_embeddings: vocabulary size :math:`V`.
         embedding_dim: vector size :math:`C`.
-        generator: CPU generator for the initial :math:`\mathcal{N}(0, 1)` rows.
-        device: where the table lives.
+        device: where the table lives (its :math:`\mathcal{N}(0, 1)` rows are drawn on the CPU,
+            from torch's global generator).
         dtype: its dtype (float32 by default).
 
     Shape:
@@ -201,16 +191,14 @@ class Embedding(Layer):
         self,
         num_embeddings: int,
         embedding_dim: int,
-        generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        w = torch.randn((num_embeddings, embedding_dim), generator=generator, dtype=dtype)
+        w = torch.randn((num_embeddings, embedding_dim), dtype=dtype)
         self.weight = w.to(device).requires_grad_()  # (V, C)
 
     def __call__(self, ix: torch.Tensor) -> torch.Tensor:
-        self.out = self.weight[ix]  # (*, C)
-        return self.out
+        return self.weight[ix]  # (*, C)
 
     def parameters(self) -> list[torch.Tensor]:
         return [self.weight]
@@ -246,8 +234,30 @@ class FlattenConsecutive(Layer):
         x = x.reshape(B, T // self.n, C * self.n)  # (B, T/n, nC): positions 2k, 2k+1 side by side
         if x.shape[1] == 1:
             x = x.squeeze(1)  # (B, nC)
-        self.out = x
         return x
+
+
+class Transpose(Layer):
+    r"""Swap two dimensions, as :func:`torch.transpose` does: ``Transpose(1, -1)`` turns ``(B, L, C)`` into ``(B, C, L)``.
+
+    Chapter 5 wraps each :class:`BatchNorm1d` of the WaveNet in ``Transpose(1, -1)``: its
+    :class:`Linear` layers work on the last dimension, while batch norm, like torch's, wants the
+    channels in dim 1. On a 2-D ``(B, C)`` input, ``Transpose(1, -1)`` changes nothing.
+
+    Args:
+        dim0: one dimension.
+        dim1: the other.
+
+    Shape:
+        - x: any tensor with both dimensions
+        - output: ``x`` with ``dim0`` and ``dim1`` swapped
+    """
+
+    def __init__(self, dim0: int, dim1: int) -> None:
+        self.dim0, self.dim1 = dim0, dim1
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return x.transpose(self.dim0, self.dim1)
 
 
 class Sequential(Layer):
@@ -261,10 +271,19 @@ class Sequential(Layer):
         self.layers = list(layers)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.outputs(x)[-1]
+
+    def outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        r"""The output of every layer on input ``x``, in order; the last one is ``self(x)``.
+
+        This is how the chapters inspect activations (and, with ``retain_grad()``, the gradients
+        arriving at them) without the layers keeping any state from their last call.
+        """
+        outs = []
         for layer in self.layers:
             x = layer(x)
-        self.out = x
-        return x
+            outs.append(x)
+        return outs
 
     def __iter__(self) -> Iterator[Layer]:
         return iter(self.layers)

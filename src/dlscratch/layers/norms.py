@@ -23,7 +23,9 @@ and :math:`m` counts them. In training mode the running estimates are updated as
 
 (the unbiased variance, as in PyTorch), and evaluation mode normalises with them instead.
 Parameter and buffer names follow ``torch.nn.BatchNorm*d`` so a state dict loads into either.
-Introduced in chapter 6 (deep networks) and used by the CNNs of chapter 9.
+The maths is the pure function :func:`batch_norm`, shared with the plain-Python
+:class:`dlscratch.layers.mini_nn.BatchNorm1d` of chapters 4 and 5. Introduced in chapter 6 (deep
+networks) and used by the CNNs of chapter 9.
 """
 
 from __future__ import annotations
@@ -32,7 +34,80 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "FusedLayerNorm", "RMSNorm", "FusedRMSNorm", "NORMS", "make_norm"]
+__all__ = [
+    "batch_norm", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "FusedLayerNorm", "RMSNorm", "FusedRMSNorm", "NORMS", "make_norm",
+]
+
+
+def _per_channel(t: torch.Tensor, ndim: int) -> torch.Tensor:
+    r"""View ``t`` of shape ``(C, *rest)`` as ``(1, C, *rest, 1, ...)``, to broadcast against a rank-``ndim`` input."""
+    return t.reshape(1, *t.shape, *[1] * (ndim - 1 - t.dim()))
+
+
+def _check_batch(x: torch.Tensor, n: int) -> None:
+    if n < 2:
+        raise ValueError(f"batch norm needs more than one value per channel in training, got shape {tuple(x.shape)}")
+
+
+def batch_norm(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    running_mean: torch.Tensor,
+    running_var: torch.Tensor,
+    training: bool,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+    dims: tuple[int, ...] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""Batch normalisation of ``x`` (channels in dim 1), as a pure function.
+
+    In training mode the statistics are taken over ``dims`` (every dimension except the channels
+    by default), each over :math:`m` entries:
+
+    .. math::
+
+        \mu = \frac{1}{m}\sum x, \qquad \sigma^2 = \frac{1}{m}\sum (x - \mu)^2, \qquad
+        y = \gamma \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta ,
+
+    and the returned running statistics are
+    :math:`(1 - \alpha)\hat\mu + \alpha\mu` and :math:`(1 - \alpha)\hat\sigma^2 + \alpha \frac{m}{m-1}\sigma^2`.
+    In evaluation mode the running statistics replace the batch ones and are returned unchanged.
+    Nothing is modified in place: the caller stores the new running statistics.
+
+    Args:
+        x: input with the channels in dim 1.
+        weight: :math:`\gamma`, shape ``(C,)``.
+        bias: :math:`\beta`, shape ``(C,)``.
+        running_mean: :math:`\hat\mu`, shape ``(C,)`` (or ``(C, *rest)`` when ``dims`` keeps more axes).
+        running_var: :math:`\hat\sigma^2`, same shape as ``running_mean``.
+        training: use (and update) batch statistics, else the running ones.
+        momentum: weight :math:`\alpha` of the current batch in the running statistics.
+        eps: added to the variance before the square root.
+        dims: the dimensions reduced; ``(0, 2, 3, ...)`` when omitted.
+
+    Returns:
+        ``(y, running_mean, running_var)``: the output, shaped like ``x``, and the running statistics.
+
+    Shape:
+        - x: :math:`(N, C)`, :math:`(N, C, L)` or :math:`(N, C, H, W)`
+        - output: same as ``x``
+    """
+    dims = (0, *range(2, x.dim())) if dims is None else dims
+    if training:
+        mean = x.mean(dim=dims, keepdim=True)  # (1, C, 1, ...)
+        xc = x - mean  # centred, shaped like x
+        var = (xc * xc).mean(dim=dims, keepdim=True)  # biased: used to normalise
+        m = x.numel() // mean.numel()  # entries behind each statistic
+        _check_batch(x, m)
+        with torch.no_grad():
+            running_mean = ((1 - momentum) * _per_channel(running_mean, x.dim()) + momentum * mean).squeeze(dims)
+            running_var = ((1 - momentum) * _per_channel(running_var, x.dim()) + momentum * var * m / (m - 1)).squeeze(dims)
+    else:
+        xc, var = x - _per_channel(running_mean, x.dim()), _per_channel(running_var, x.dim())
+    x_hat = xc * torch.rsqrt(var + eps)
+    y = x_hat * _per_channel(weight, x.dim()) + _per_channel(bias, x.dim())
+    return y, running_mean, running_var
 
 
 class _BatchNorm(nn.Module):
@@ -61,22 +136,12 @@ class _BatchNorm(nn.Module):
                 f"{type(self).__name__}({self.num_features}) expects input of rank {self._ranks} with "
                 f"{self.num_features} channels in dim 1, got shape {tuple(x.shape)}"
             )
-        dims = [0, *range(2, x.dim())]  # every axis except the channels
-        shape = [1, -1] + [1] * (x.dim() - 2)  # broadcast (C,) against x
+        y, mean, var = batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var, self.training, self.momentum, self.eps)
         if self.training:
-            m = x.numel() // self.num_features
-            if m < 2:
-                raise ValueError(f"batch norm needs more than one value per channel in training, got shape {tuple(x.shape)}")
-            mean = x.mean(dim=dims)  # (C,)
-            var = x.var(dim=dims, unbiased=False)  # (C,) biased: used to normalise
-            with torch.no_grad():
-                self.running_mean.lerp_(mean, self.momentum)
-                self.running_var.lerp_(var * m / (m - 1), self.momentum)
-                self.num_batches_tracked += 1
-        else:
-            mean, var = self.running_mean, self.running_var
-        x_hat = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
-        return x_hat * self.weight.view(shape) + self.bias.view(shape)
+            self.running_mean.copy_(mean)  # buffers are updated in place, so state dicts stay valid
+            self.running_var.copy_(var)
+            self.num_batches_tracked += 1
+        return y
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"

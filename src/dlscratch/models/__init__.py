@@ -1,4 +1,14 @@
-r"""Models built from the package's layers: n-gram, MLP and WaveNet language models, classifiers, CNNs, recurrent and Transformer models, GPT."""
+r"""Models built from the package's layers: n-gram, MLP and WaveNet language models, classifiers, CNNs, recurrent and Transformer models, GPT.
+
+Seeding rule: every model draws its initial weights from torch's global generator, as
+:mod:`torch.nn` layers do, so ``dlscratch.utils.seed_everything(seed)`` just before building it
+fixes its weights, whatever the model; constructors take no seed. (The plain-Python layers of
+:mod:`dlscratch.layers.mini_nn`, which MLPLM and WaveNet are built from, draw on the CPU, so
+their weights are also the same on every device.) A config's ``seed`` field is the seed the
+chapter passes to ``seed_everything``. Everything random after construction takes an explicit
+seed or generator instead: the order of the minibatches (``train_lm(..., seed=...)``) and
+sampling (``sample_words(..., seed=...)``).
+"""
 
 from .cnn import BasicBlock, LeNet, LeNetConfig, ResNet, ResNetConfig
 from .decoder import DecoderLM

@@ -7,13 +7,15 @@ its parameters, their count and the training/evaluation switch are this one base
 
 from __future__ import annotations
 
-from typing import Self
+from typing import TypeVar
 
 import torch
 
 from ..layers.mini_nn import Sequential
 
 __all__ = ["LayerStackLM"]
+
+_LM = TypeVar("_LM", bound="LayerStackLM")  # the subclass, so train() returns a WaveNet for a WaveNet
 
 
 class LayerStackLM:
@@ -41,11 +43,11 @@ class LayerStackLM:
         r"""Number of trainable scalars (equals ``config.num_params``)."""
         return sum(p.numel() for p in self.parameters())
 
-    def train(self, mode: bool = True) -> Self:
+    def train(self: _LM, mode: bool = True) -> _LM:
         r"""Training mode: batch norm uses (and updates) batch statistics."""
         self.layers.train(mode)
         return self
 
-    def eval(self) -> Self:
+    def eval(self: _LM) -> _LM:
         r"""Evaluation mode: batch norm uses its running statistics."""
         return self.train(False)

@@ -48,7 +48,7 @@ class MLPLMConfig:
     momentum: float = 0.0  # SGD momentum
     schedule: str = "step"  # "constant", "step" (x min_lr_ratio after 75 %) or "cosine"
     min_lr_ratio: float = 0.1  # final learning rate as a fraction of lr
-    seed: int = 2147483647  # seeds the initial weights and the minibatches
+    seed: int = 2147483647  # seeds the minibatches (train_lm); seed_everything(seed) before building seeds the weights
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_embd", "n_hidden", "steps", "batch_size"):
@@ -100,9 +100,11 @@ class MLPLM(LayerStackLM):
 
     Args:
         config: the architecture (the training fields are not used here).
-        generator: CPU generator for the initial weights; seeded from ``config.seed`` if omitted.
         device: where the parameters live.
         dtype: parameter dtype (float32 by default).
+
+    The initial weights come from torch's global generator, like those of :mod:`torch.nn`
+    layers: call ``seed_everything(config.seed)`` first for the chapter's weights.
 
     Shape:
         - ctx: :math:`(B, T)` with :math:`T` = ``block_size``
@@ -112,16 +114,14 @@ class MLPLM(LayerStackLM):
     def __init__(
         self,
         config: MLPLMConfig,
-        generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         self.config = c = config
-        g = torch.Generator().manual_seed(c.seed) if generator is None else generator
         kw = {"device": device, "dtype": dtype}
-        emb = Embedding(c.vocab_size, c.n_embd, generator=g, **kw)
-        hidden = Linear(c.block_size * c.n_embd, c.n_hidden, bias=not c.batch_norm, generator=g, **kw)
-        head = Linear(c.n_hidden, c.vocab_size, generator=g, **kw)
+        emb = Embedding(c.vocab_size, c.n_embd, **kw)
+        hidden = Linear(c.block_size * c.n_embd, c.n_hidden, bias=not c.batch_norm, **kw)
+        head = Linear(c.n_hidden, c.vocab_size, **kw)
         layers: list[Layer] = [emb, FlattenConsecutive(c.block_size), hidden]  # (B, T) -> (B, T*E) -> (B, H)
         if c.batch_norm:
             layers.append(BatchNorm1d(c.n_hidden, **kw))

@@ -10,8 +10,10 @@ convolutions of WaveNet (van den Oord et al., 2016):
     → (B, H) → Linear → (B, V)
 
 With 8 characters of context there are :math:`\log_2 8 = 3` levels: ``(B, 8, E) → (B, 4, H) →
-(B, 2, H) → (B, H)``. Batch norm sees 3-D activations ``(B, L, H)`` in the first two levels and
-normalises over both the batch and the position dimensions.
+(B, 2, H) → (B, H)``. Batch norm sees 3-D activations in the first two levels and normalises
+over both the batch and the position dimensions; like torch's, it wants them as ``(B, H, L)``,
+so each batch norm sits between two ``Transpose(1, -1)`` (which do nothing to the 2-D ``(B, H)``
+of the top level). Each level is a convolution with kernel size and stride ``fuse``.
 
 Introduced in chapter 5 (*WaveNet*).
 """
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..layers.mini_nn import BatchNorm1d, Embedding, FlattenConsecutive, Layer, Linear, Sequential, Tanh
+from ..layers.mini_nn import BatchNorm1d, Embedding, FlattenConsecutive, Layer, Linear, Sequential, Tanh, Transpose
 from .layer_lm import LayerStackLM
 
 __all__ = ["WaveNetConfig", "WaveNet"]
@@ -50,7 +52,7 @@ class WaveNetConfig:
     momentum: float = 0.0  # SGD momentum
     schedule: str = "step"  # "constant", "step" (x min_lr_ratio after 75 %) or "cosine"
     min_lr_ratio: float = 0.1  # final learning rate as a fraction of lr
-    seed: int = 42  # seeds the initial weights and the minibatches
+    seed: int = 42  # seeds the minibatches (train_lm); seed_everything(seed) before building seeds the weights
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_embd", "n_hidden", "steps", "batch_size"):
@@ -112,9 +114,11 @@ class WaveNet(LayerStackLM):
 
     Args:
         config: the architecture (the training fields are not used here).
-        generator: CPU generator for the initial weights; seeded from ``config.seed`` if omitted.
         device: where the parameters live.
         dtype: parameter dtype (float32 by default).
+
+    The initial weights come from torch's global generator, like those of :mod:`torch.nn`
+    layers: call ``seed_everything(config.seed)`` first for the chapter's weights.
 
     Shape:
         - ctx: :math:`(B, T)` with :math:`T` = ``block_size``
@@ -124,22 +128,21 @@ class WaveNet(LayerStackLM):
     def __init__(
         self,
         config: WaveNetConfig,
-        generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         self.config = c = config
-        g = torch.Generator().manual_seed(c.seed) if generator is None else generator
         kw = {"device": device, "dtype": dtype}
-        layers: list[Layer] = [Embedding(c.vocab_size, c.n_embd, generator=g, **kw)]  # (B, T, E)
+        layers: list[Layer] = [Embedding(c.vocab_size, c.n_embd, **kw)]  # (B, T, E)
         fan_in = c.fuse * c.n_embd
-        for _ in range(c.n_levels):  # (B, T, C) -> (B, T/f, f*C) -> (B, T/f, H)
-            hidden = Linear(fan_in, c.n_hidden, bias=False, generator=g, **kw)
+        for _ in range(c.n_levels):  # (B, T, C) -> (B, T/f, f*C) -> (B, T/f, H); (B, H) at the top
+            hidden = Linear(fan_in, c.n_hidden, bias=False, **kw)
             with torch.no_grad():
                 hidden.weight *= c.tanh_gain
-            layers += [FlattenConsecutive(c.fuse), hidden, BatchNorm1d(c.n_hidden, **kw), Tanh()]
+            norm = [Transpose(1, -1), BatchNorm1d(c.n_hidden, **kw), Transpose(1, -1)]  # normalised as (B, H, T/f)
+            layers += [FlattenConsecutive(c.fuse), hidden, *norm, Tanh()]
             fan_in = c.fuse * c.n_hidden
-        head = Linear(c.n_hidden, c.vocab_size, generator=g, **kw)  # (B, H) -> (B, V)
+        head = Linear(c.n_hidden, c.vocab_size, **kw)  # (B, H) -> (B, V)
         with torch.no_grad():
             head.weight *= c.last_layer_scale
         self.layers = Sequential([*layers, head])
