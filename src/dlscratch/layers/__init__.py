@@ -29,7 +29,7 @@ from .conv import Conv2d, conv2d_loops, conv2d_unfold, conv_output_size, sliding
 from .dropout import Dropout
 from .losses import cross_entropy
 from .feedforward import ACTIVATIONS, MLP, SwiGLU
-from .norms import NORMS, BatchNorm1d, BatchNorm2d, FusedLayerNorm, FusedRMSNorm, LayerNorm, RMSNorm, make_norm
+from .norms import NORMS, BatchNorm1d, BatchNorm2d, FusedLayerNorm, FusedRMSNorm, LayerNorm, RMSNorm, batch_norm, make_norm
 from .pooling import AvgPool2d, MaxPool2d, avg_pool2d, max_pool2d
 from .positional import (
     LearnedPositionalEmbedding,
@@ -58,6 +58,7 @@ __all__ = [
     "cross_entropy",
     # regularisation and normalisation
     "Dropout",
+    "batch_norm",
     "BatchNorm1d",
     "BatchNorm2d",
     "LayerNorm",

@@ -172,14 +172,13 @@ class NeuralBigram(nn.Module):
     Args:
         vocab_size: :math:`V`, the number of tokens (27 for names).
         reg: :math:`\lambda`, the weight of the penalty :math:`\lambda \cdot \operatorname{mean}(W^2)`.
-        generator: seeds the standard-normal initialisation of :math:`\mathbf{W}`.
 
     Shape:
         - idx: :math:`(N, 1)` contexts (or :math:`(N, T)`: only the last column is used)
         - output: :math:`(N, V)` logits
     """
 
-    def __init__(self, vocab_size: int = 27, reg: float = 0.01, generator: torch.Generator | None = None) -> None:
+    def __init__(self, vocab_size: int = 27, reg: float = 0.01) -> None:
         super().__init__()
         if vocab_size < 1:
             raise ValueError(f"vocab_size must be positive, got {vocab_size}")
@@ -187,7 +186,7 @@ class NeuralBigram(nn.Module):
             raise ValueError(f"reg must be >= 0, got {reg}")
         self.vocab_size = vocab_size
         self.reg = reg
-        self.weight = nn.Parameter(torch.randn(vocab_size, vocab_size, generator=generator))  # (V, V)
+        self.weight = nn.Parameter(torch.randn(vocab_size, vocab_size))  # (V, V), torch's global generator
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         r"""Logits :math:`\mathbf{W}_{a,:}` for the last character :math:`a` of each context."""
