@@ -166,7 +166,7 @@ def train(
         model.train()
 
     def forward(batch: Any) -> torch.Tensor:
-        with torch.autocast(state.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+        with contextlib.nullcontext() if autocast is None else torch.autocast(state.device.type, dtype=autocast):
             return loss_fn(model, batch)
 
     synchronize(state.device)
