@@ -11,8 +11,8 @@ import torch
 
 import dlscratch.cli.gpt as cli
 from dlscratch.models.gpt import GPT, GPTConfig
+from dlscratch.training.checkpoint import read_checkpoint, save_checkpoint
 from dlscratch.training.lm import LMTrainConfig, make_optimizer
-from dlscratch.training.mechanics import save_checkpoint
 
 TEXT = "".join(f"Line {i}: to be, or not to be; that is the question {i % 7}.\n" for i in range(60))
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
@@ -39,8 +39,10 @@ def test_train_writes_a_checkpoint_and_resume_continues_exactly(data: Path, tmp_
     straight = tmp_path / "straight" / "ckpt.pt"
     assert torch.load(straight, weights_only=True)["step"] == 6
     assert not list((tmp_path / "straight").glob("*.tmp"))  # the temporary file was renamed away
-    best = cli.read_run(tmp_path / "straight" / "best.pt")
-    assert best.best_val == cli.read_run(straight).best_val < 10
+    best = read_checkpoint(tmp_path / "straight" / "best.pt")
+    assert best["meta"]["best_val"] == read_checkpoint(straight)["meta"]["best_val"] < 10
+    assert best["config"]["class"] == "GPTConfig" and best["config"]["fields"]["n_embd"] == 16
+    assert "".join(best["tokenizer"]["itos"]) == "".join(sorted(set(TEXT)))
 
     class Interrupt(Exception):
         pass
@@ -87,10 +89,24 @@ def test_sample_is_seeded_and_cache_free_path_agrees(data: Path, tmp_path: Path,
 def test_resume_from_another_config_names_path_and_field(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     train(data, out)
-    with pytest.raises(ValueError, match=r"ckpt\.pt.*model\.n_embd: checkpoint 16 vs now 32"):
+    with pytest.raises(ValueError, match=r"ckpt\.pt is from another GPTConfig: n_embd: expected 32, found 16"):
         cli.main(["train", "--data", str(data), "--out", str(out), "--steps", "6", *TINY, "--n-embd", "32", "--resume"])
-    with pytest.raises(ValueError, match=r"ckpt\.pt.*train\.lr"):
+    with pytest.raises(ValueError, match=r"ckpt\.pt.*train\.lr: expected 0\.1, found"):
         train(data, out, "--lr", "0.1", "--resume")
+
+
+def test_a_finished_run_resumes_with_more_steps_on_the_new_schedule(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(data, out)
+    before = model_state(out / "ckpt.pt")
+    assert train(data, out, "--resume") == 0  # nothing left to do
+    assert all(torch.equal(before[k], v) for k, v in model_state(out / "ckpt.pt").items())
+    assert cli.main(["train", "--data", str(data), "--out", str(out), "--steps", "9", "--eval-every", "3", *TINY, "--resume"]) == 0
+    ckpt = read_checkpoint(out / "ckpt.pt")
+    assert ckpt["step"] == 9 and ckpt["meta"]["train"]["steps"] == 9
+    lr = ckpt["optimizer"]["param_groups"][0]["lr"]
+    cfg = LMTrainConfig.cpu()  # the preset's rates, with TINY's warm-up and the new total
+    assert lr == pytest.approx(cfg.lr * cfg.min_lr_ratio)  # the cosine reaches its floor on step 9, not 6
 
 
 def test_resume_on_another_vocabulary_is_refused(data: Path, tmp_path: Path) -> None:
@@ -98,7 +114,7 @@ def test_resume_on_another_vocabulary_is_refused(data: Path, tmp_path: Path) -> 
     train(data, out)
     other = tmp_path / "other.txt"
     other.write_text(TEXT.replace("q", "Q") + "#", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"ckpt\.pt.*vocabulary: checkpoint \d+ characters vs now \d+"):
+    with pytest.raises(ValueError, match=r"ckpt\.pt.*vocabulary: expected \d+ characters, found \d+"):
         train(other, out, "--resume")
 
 
@@ -110,12 +126,14 @@ def test_truncated_or_foreign_checkpoints_are_refused(data: Path, tmp_path: Path
     bad.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
     with pytest.raises(ValueError, match=r"bad\.pt.*truncated or corrupt"):
         cli.main(["sample", "--ckpt", str(bad)])
-    with pytest.raises(ValueError, match=r"bad\.pt.*truncated or corrupt"):
-        cli.read_run(bad)
+    (tmp_path / "bad-run").mkdir()
+    (tmp_path / "bad-run" / "ckpt.pt").write_bytes(bad.read_bytes())
+    with pytest.raises(ValueError, match=r"bad-run/ckpt\.pt.*truncated or corrupt"):
+        train(data, tmp_path / "bad-run", "--resume")
     foreign = tmp_path / "foreign.pt"
     model = GPT(GPTConfig(vocab_size=5, block_size=4, n_layer=1, n_head=1, n_embd=4))
     save_checkpoint(foreign, model=model, optimizer=make_optimizer(model, LMTrainConfig()), step=0)
-    with pytest.raises(ValueError, match=r"foreign\.pt.*no run information"):
+    with pytest.raises(ValueError, match=r"foreign\.pt holds no tokenizer"):
         cli.main(["sample", "--ckpt", str(foreign)])
     with pytest.raises(FileNotFoundError, match="missing"):
         cli.main(["sample", "--ckpt", str(tmp_path / "missing.pt")])

@@ -72,3 +72,23 @@ def test_gradient_is_softmax_minus_target() -> None:
 def test_bad_input(logits, target, kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
         cross_entropy(logits, target, **kwargs)
+
+
+def test_target_range_check_never_reads_an_accelerator_tensor_back() -> None:
+    # On a GPU, min()/max() followed by `if` costs two host syncs per step. The check runs on CPU
+    # tensors only; "meta" tensors stand in for device ones (reading one back raises).
+    logits = torch.randn(4, 3, device="meta", requires_grad=True)
+    loss = cross_entropy(logits, torch.zeros(4, dtype=torch.long, device="meta"), label_smoothing=0.1)
+    assert loss.device.type == "meta" and loss.shape == ()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cross_entropy_on_cuda_does_not_sync() -> None:
+    logits = torch.randn(8, 5, device="cuda")
+    target = torch.randint(0, 5, (8,), device="cuda")
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        loss = cross_entropy(logits, target)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.testing.assert_close(loss, F.cross_entropy(logits, target))

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.optim import lr_scheduler
 
-from dlscratch.optimizers import SGD, AdamW, inverse_sqrt, lr_lambda, step_decay, warmup_cosine
+from dlscratch.optimizers import SGD, AdamW, constant, inverse_sqrt, lr_lambda, step_decay, warmup_cosine
 
 
 def torch_lrs(make_sched: Callable[[torch.optim.Optimizer], object], base_lr: float, n: int) -> list[float]:
@@ -23,6 +23,14 @@ def torch_lrs(make_sched: Callable[[torch.optim.Optimizer], object], base_lr: fl
         opt.step()
         sched.step()  # type: ignore[attr-defined]
     return lrs
+
+
+def test_constant_matches_constantlr() -> None:
+    base = 0.3
+    ref = torch_lrs(lambda o: lr_scheduler.ConstantLR(o, factor=1.0), base, 20)
+    assert [base * constant(s) for s in range(20)] == ref
+    with pytest.raises(ValueError, match="step=-1"):
+        constant(-1)
 
 
 @pytest.mark.parametrize("step_size, gamma", [(1, 0.5), (7, 0.1), (30, 0.9)])

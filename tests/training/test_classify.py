@@ -51,14 +51,26 @@ def test_confusion_matrix_counts_absent_classes_as_zero_rows() -> None:
 def test_evaluate_uses_eval_mode_and_inference_mode() -> None:
     model = _model(dropout=0.5)
     x, y = _blobs(64, 1)
+    model.eval()
+    want = model(x)  # dropout off
     model.train()
     loss, acc = evaluate_classifier(model, x, y)
-    assert not model.training
     logits = predict(model, x, batch_size=10)  # chunked prediction equals one batch
     assert logits.is_inference()
-    torch.testing.assert_close(logits, model(x))
+    torch.testing.assert_close(logits, want)
     assert loss == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-6)
     assert acc == pytest.approx(accuracy(logits, y))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_predict_restores_the_previous_mode(training: bool) -> None:
+    model = _model(dropout=0.5)
+    model.train(training)
+    x, y = _blobs(8, 1)
+    predict(model, x)
+    assert model.training == training and all(m.training == training for m in model.modules())
+    evaluate_classifier(model, x, y)
+    assert model.training == training
 
 
 def test_training_learns_and_history_is_complete() -> None:

@@ -17,6 +17,7 @@ from dlscratch.training.lm import (
     random_windows,
     split_text,
     train_sequence_lm,
+    window_plan,
 )
 
 
@@ -107,6 +108,15 @@ def test_evaluation_matches_direct_loss_on_aligned_split_and_restores_mode() -> 
     with torch.no_grad():
         _, loss = m(x, y)  # the same 40 predictions, non-overlapping windows
     assert math.isclose(got, loss.item(), rel_tol=1e-5)
+
+
+def test_window_plan_covers_every_prediction_once() -> None:
+    starts, first = window_plan(10, 4)  # 9 predictions, windows of 4: the last one is pulled back to the end
+    assert starts.tolist() == [0, 4, 5] and first.tolist() == [0, 4, 8]
+    starts, first = window_plan(10, 4, stride=2)
+    assert starts.tolist() == [0, 2, 4, 5] and first.tolist() == [0, 4, 6, 8]
+    with pytest.raises(ValueError, match="at least 2 tokens"):
+        window_plan(1, 4)
 
 
 def test_evaluation_rejects_bad_arguments() -> None:

@@ -1,4 +1,4 @@
-"""The shared training loop of Part II: schedules, reproducibility, errors, and that it learns."""
+"""The one training loop: options, callbacks, custom losses and parameters; Part II's recipe over it."""
 
 from __future__ import annotations
 
@@ -6,20 +6,13 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
+import dlscratch.training.loop as loop
 from dlscratch.layers.mini_nn import Embedding, FlattenConsecutive, Linear, Sequential, Tanh
-from dlscratch.training import lr_at, train_lm
-
-
-def test_schedules() -> None:
-    assert lr_at(123, 1000, 0.5, "constant") == 0.5
-    assert lr_at(749, 1000, 0.1, "step", min_lr_ratio=0.1) == 0.1
-    assert lr_at(750, 1000, 0.1, "step", min_lr_ratio=0.1) == pytest.approx(0.01)
-    assert lr_at(0, 1000, 0.1, "cosine") == pytest.approx(0.1)
-    assert lr_at(500, 1000, 0.1, "cosine", min_lr_ratio=0.2) == pytest.approx(0.1 * (0.2 + 0.8 * 0.5))
-    assert lr_at(999, 1000, 0.1, "cosine") < 1e-5
-    with pytest.raises(ValueError, match="'linear'"):
-        lr_at(0, 10, 0.1, "linear")
+from dlscratch.optimizers import constant, step_decay, warmup_cosine
+from dlscratch.training import Callback, part2_schedule, random_examples, train, train_lm
 
 
 def _task() -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,6 +24,27 @@ def _task() -> tuple[torch.Tensor, torch.Tensor]:
 def _model(seed: int = 0) -> Sequential:
     torch.manual_seed(seed)  # mini_nn layers draw their weights from the global generator
     return Sequential([Embedding(5, 4), FlattenConsecutive(2), Linear(8, 32), Tanh(), Linear(32, 5)])
+
+
+def _linear_run(**kwargs) -> tuple[nn.Linear, object]:
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2).double()
+    x = torch.randn(12, 3, dtype=torch.float64)
+    y = torch.randint(0, 2, (12,))
+    opt = torch.optim.SGD(model.parameters(), lr=kwargs.pop("lr", 0.5))
+    state = train(model, iter([(x, y)] * 5), opt, steps=kwargs.pop("steps", 5), progress=False, **kwargs)
+    return model, state
+
+
+def test_part2_schedules_are_the_schedules_module() -> None:
+    assert [part2_schedule("constant", 100)(s) for s in range(100)] == [constant(s) for s in range(100)]
+    step = part2_schedule("step", 1000, min_lr_ratio=0.1)
+    assert [step(s) for s in (0, 749, 750, 999)] == [step_decay(s, 750, 0.1) for s in (0, 749, 750, 999)] == [1.0, 1.0, 0.1, 0.1]
+    cosine = part2_schedule("cosine", 1000, min_lr_ratio=0.2)
+    assert all(cosine(s) == warmup_cosine(s, 1, 1000, 0.2) for s in range(1000))
+    assert cosine(0) == 1.0 and cosine(999) == pytest.approx(0.2)  # the peak first, the floor on the last update
+    with pytest.raises(ValueError, match="'linear'"):
+        part2_schedule("linear", 10)
 
 
 @pytest.mark.parametrize(("optimizer", "lr", "schedule"), [("sgd", 0.5, "step"), ("adam", 0.02, "cosine"), ("sgd", 0.3, "constant")])
@@ -61,6 +75,103 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="'rmsprop'"):
         train_lm(model, model.parameters(), X, Y, steps=1, batch_size=4, lr=0.1, optimizer="rmsprop")
     with pytest.raises(ValueError, match="512 examples but Y has 3"):
-        train_lm(model, model.parameters(), X, Y[:3], steps=1, batch_size=4, lr=0.1)
+        next(random_examples(X, Y[:3], 4, 0))
     with pytest.raises(ValueError, match="require gradients"):
         train_lm(model, [torch.zeros(3)], X, Y, steps=1, batch_size=4, lr=0.1)
+
+
+def test_one_step_is_one_sgd_update_with_the_scheduled_rate() -> None:
+    model, state = _linear_run(steps=1, schedule=lambda s: 0.25)
+    torch.manual_seed(0)
+    ref = nn.Linear(3, 2).double()
+    x = torch.randn(12, 3, dtype=torch.float64)
+    y = torch.randint(0, 2, (12,))
+    F.cross_entropy(ref(x), y).backward()
+    with torch.no_grad():
+        for p in ref.parameters():
+            p -= 0.5 * 0.25 * p.grad
+    torch.testing.assert_close(model.weight, ref.weight)
+    assert state.lrs == [0.125] and state.step == 1 and len(state.train_loss) == 1
+
+
+def test_accumulation_equals_the_full_batch_and_clipping_matches_torch() -> None:
+    full, _ = _linear_run()
+    split, _ = _linear_run(accumulate=4)
+    for a, b in zip(full.parameters(), split.parameters()):
+        torch.testing.assert_close(a, b)
+    clipped, _ = _linear_run(steps=1, grad_clip=0.01)
+    torch.manual_seed(0)
+    ref = nn.Linear(3, 2).double()
+    x = torch.randn(12, 3, dtype=torch.float64)
+    y = torch.randint(0, 2, (12,))
+    F.cross_entropy(ref(x), y).backward()
+    nn.utils.clip_grad_norm_(ref.parameters(), 0.01)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p -= 0.5 * p.grad
+    torch.testing.assert_close(clipped.weight, ref.weight)
+
+
+def test_custom_loss_and_parameter_selection_leave_frozen_weights_alone() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 1))
+    model[0].requires_grad_(False)  # frozen base, as with LoRA
+    frozen = model[0].weight.detach().clone()
+    x, y = torch.randn(16, 3), torch.randn(16, 1)
+    seen = []
+
+    def mse(m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return F.mse_loss(m(batch[0]).float(), batch[1])
+
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    state = train(model, iter([(x, y)] * 30), opt, steps=30, loss_fn=mse, autocast=torch.bfloat16, progress=False)
+    assert torch.equal(model[0].weight, frozen) and all(seen)
+    assert state.train_loss[-1] < state.train_loss[0]
+    with pytest.raises(ValueError, match="require gradients"):
+        train(model, iter([]), opt, steps=1, params=model[0].parameters(), progress=False)
+
+
+def test_callbacks_see_every_step_and_can_stop_and_a_scheduler_object_is_stepped() -> None:
+    class StopAt(Callback):
+        def __init__(self) -> None:
+            self.steps, self.ended = [], False
+
+        def on_step(self, state) -> None:
+            self.steps.append(state.step)
+            state.stop = state.step == 3
+
+        def on_end(self, state) -> None:
+            self.ended = True
+
+    model = nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    cb = StopAt()
+    batches = ((torch.randn(4, 3), torch.randint(0, 2, (4,))) for _ in range(100))
+    state = train(model, batches, opt, sched, steps=10, callbacks=[cb], progress=False)
+    assert cb.steps == [1, 2, 3] and cb.ended and state.step == 3
+    assert state.lrs == [1.0, 0.5, 0.25] and opt.param_groups[0]["lr"] == 0.125
+
+
+def test_resuming_continues_the_schedule_and_an_exhausted_iterable_ends_the_run() -> None:
+    model = nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    batches = [(torch.randn(4, 3), torch.randint(0, 2, (4,)))] * 3
+    state = train(model, batches, opt, lambda s: 1 / (s + 1), steps=10, start_step=4, progress=False)
+    assert state.step == 7 and state.lrs == pytest.approx([1 / 5, 1 / 6, 1 / 7])
+
+
+def test_train_seconds_synchronise_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(device))
+    loop.synchronize(torch.device("cpu"))
+    assert calls == []
+    loop.synchronize(torch.device("cuda", 0))
+    assert calls == [torch.device("cuda", 0)]
+    devices = []
+    monkeypatch.setattr(loop, "synchronize", devices.append)
+    _, state = _linear_run()
+    assert devices == [torch.device("cpu")] * 2  # before the clock starts and before it stops
+    assert 0 < state.train_seconds <= state.seconds
+

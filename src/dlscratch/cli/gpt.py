@@ -5,15 +5,18 @@ r"""``python -m dlscratch gpt train|sample``: train the chapter-17 GPT outside t
     python -m dlscratch gpt train --preset cpu --out out-gpt            # TinyShakespeare
     python -m dlscratch gpt train --data my.txt --steps 5000 --n-layer 6 --out run2
     python -m dlscratch gpt train --out out-gpt --resume                # continue exactly
+    python -m dlscratch gpt train --out out-gpt --resume --steps 3000   # ... for more steps
     python -m dlscratch gpt sample --ckpt out-gpt/best.pt --prompt "ROMEO:" --tokens 300 --seed 1
 
 ``train`` splits the text 90/10 (characters as tokens), trains with AdamW, warm-up and cosine
 decay, validates on the whole validation split every ``--eval-every`` steps and then writes
 ``OUT/ckpt.pt`` atomically (temporary file, then :func:`os.replace`), and ``OUT/best.pt`` when
-the validation loss is the lowest so far (what ``sample`` should read). A checkpoint also holds
-the model and training configurations, the vocabulary and a hash of the data, so ``--resume``
-refuses a checkpoint from another run with a :class:`ValueError` naming what differs, and
-``sample`` needs nothing but the file. Introduced in chapter 17, *GPT*.
+the validation loss is the lowest so far (what ``sample`` should read). A checkpoint
+(:mod:`dlscratch.training.checkpoint`) also holds the model configuration, the vocabulary and,
+as metadata, the training configuration and a hash of the data, so ``--resume`` refuses a
+checkpoint from another run with a :class:`ValueError` naming what differs, and ``sample`` needs
+nothing but the file. ``--resume --steps N`` with a larger ``N`` continues a finished run; the
+schedule then decays over the new total. Introduced in chapter 17, *GPT*.
 """
 
 from __future__ import annotations
@@ -32,87 +35,36 @@ import torch
 from ..data import load_shakespeare
 from ..models.gpt import GPT, GPTConfig
 from ..tokenizers.char import CharTokenizer
+from ..training.checkpoint import checkpoint_config, load_checkpoint, read_checkpoint, save_checkpoint
 from ..training.lm import LMTrainConfig, make_optimizer, split_text, train_sequence_lm
-from ..training.mechanics import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from ..utils import device as default_device
 from ..utils import progress_enabled, seed_everything
 
-__all__ = ["RunInfo", "read_run", "build_parser", "main"]
+__all__ = ["build_parser", "main"]
 
 PRESETS = {"cpu": "cpu", "gpu": "gpu", "reference-cpu": "reference_cpu"}  # --preset -> classmethod
 MODEL_FLAGS = ("block_size", "n_layer", "n_head", "n_embd", "dropout")  # flags that override GPTConfig
 TRAIN_FLAGS = ("batch_size", "steps", "lr", "warmup_steps", "min_lr_ratio", "weight_decay", "grad_clip", "seed")
 
 
-class RunInfo:
-    r"""Everything a checkpoint needs besides tensors: configurations, vocabulary, data hash.
-
-    It rides in :func:`~dlscratch.training.mechanics.save_checkpoint`'s ``scheduler`` slot
-    (anything with ``state_dict``/``load_state_dict``), since the training configuration it
-    holds *is* the learning-rate schedule.
-    """
-
-    def __init__(
-        self, model: dict[str, Any], train: dict[str, Any], vocab: str, data_sha256: str, best_val: float = math.inf
-    ) -> None:
-        self.model = dict(model)  # GPTConfig fields
-        self.train = dict(train)  # LMTrainConfig fields
-        self.vocab = vocab  # the characters, in id order
-        self.data_sha256 = data_sha256  # of the training text file
-        self.best_val = float(best_val)  # lowest validation loss so far (written to best.pt)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model, "train": self.train, "vocab": self.vocab,
-            "data_sha256": self.data_sha256, "best_val": self.best_val,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.__init__(  # type: ignore[misc]
-            state["model"], state["train"], state["vocab"], state["data_sha256"], state.get("best_val", math.inf)
+def _differences(ckpt: dict[str, Any], meta: dict[str, Any], itos: list[str]) -> list[str]:
+    r"""What stops a resume from ``ckpt``: another vocabulary, data or training setting (``steps`` may change)."""
+    out = []
+    saved_itos = ckpt["tokenizer"]["itos"] if ckpt["tokenizer"] else []
+    if saved_itos != itos:
+        only_ckpt, only_now = sorted(set(saved_itos) - set(itos)), sorted(set(itos) - set(saved_itos))
+        out.append(
+            f"vocabulary: expected {len(itos)} characters, found {len(saved_itos)} "
+            f"(only in checkpoint {only_ckpt[:10]}, only now {only_now[:10]})"
         )
-
-    def differences(self, other: RunInfo) -> list[str]:
-        r"""Human-readable differences, ``self`` being the checkpoint and ``other`` this run."""
-        out = []
-        for part in ("model", "train"):
-            mine, theirs = getattr(self, part), getattr(other, part)
-            for key in sorted(mine.keys() | theirs.keys()):
-                if mine.get(key) != theirs.get(key):
-                    out.append(f"{part}.{key}: checkpoint {mine.get(key)!r} vs now {theirs.get(key)!r}")
-        if self.vocab != other.vocab:
-            only_ckpt, only_now = sorted(set(self.vocab) - set(other.vocab)), sorted(set(other.vocab) - set(self.vocab))
-            out.append(
-                f"vocabulary: checkpoint {len(self.vocab)} characters vs now {len(other.vocab)} "
-                f"(only in checkpoint {only_ckpt[:10]}, only now {only_now[:10]})"
-            )
-        if self.data_sha256 != other.data_sha256:
-            out.append(f"data: sha256 {self.data_sha256[:12]}... in checkpoint vs {other.data_sha256[:12]}... now")
-        return out
-
-
-def read_run(path: str | Path) -> RunInfo:
-    r"""Read the :class:`RunInfo` of a ``gpt train`` checkpoint without building a model.
-
-    Raises:
-        FileNotFoundError: if ``path`` does not exist.
-        ValueError: naming ``path`` if the file is truncated, corrupt, or not a ``gpt train`` checkpoint.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint file at {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, bad pickle, ...
-        raise ValueError(f"cannot read checkpoint {path} (truncated or corrupt?): {err}") from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a {CHECKPOINT_FORMAT} file")
-    state = ckpt.get("scheduler")
-    if not isinstance(state, dict) or not {"model", "train", "vocab", "data_sha256"} <= state.keys():
-        raise ValueError(f"checkpoint {path} holds no run information: it was not written by `dlscratch gpt train`")
-    run = RunInfo({}, {}, "", "")
-    run.load_state_dict(state)
-    return run
+    saved = ckpt["meta"]
+    if saved.get("data_sha256") != meta["data_sha256"]:
+        out.append(f"data: expected sha256 {meta['data_sha256'][:12]}..., found {str(saved.get('data_sha256'))[:12]}...")
+    mine, theirs = meta["train"], saved.get("train", {})
+    for key in sorted(mine.keys() | theirs.keys()):
+        if key != "steps" and mine.get(key) != theirs.get(key):
+            out.append(f"train.{key}: expected {mine.get(key)!r}, found {theirs.get(key)!r}")
+    return out
 
 
 def _log(msg: str) -> None:
@@ -133,7 +85,7 @@ def _train(args: argparse.Namespace) -> int:
     model_cfg = replace(model_cfg, kernels=args.kernels)
     train_cfg = getattr(LMTrainConfig, preset)()
     train_cfg = replace(train_cfg, **{k: getattr(args, k) for k in TRAIN_FLAGS + ("bf16",) if getattr(args, k) is not None})
-    run = RunInfo(asdict(model_cfg), asdict(train_cfg), "".join(split.tokenizer.itos), hashlib.sha256(text.encode()).hexdigest())
+    meta = {"train": asdict(train_cfg), "data_sha256": hashlib.sha256(text.encode()).hexdigest(), "best_val": math.inf}
     dev = torch.device(args.device) if args.device else default_device()
     out = Path(args.out)
     ckpt_path = out / "ckpt.pt"
@@ -144,12 +96,12 @@ def _train(args: argparse.Namespace) -> int:
     gen = torch.Generator().manual_seed(train_cfg.seed)
     start = 0
     if args.resume:
-        saved = read_run(ckpt_path)
-        diffs = saved.differences(run)
+        saved = read_checkpoint(ckpt_path)
+        diffs = _differences(saved, meta, split.tokenizer.itos)
         if diffs:
             raise ValueError(f"cannot resume from {ckpt_path}: it comes from another run; " + "; ".join(diffs))
-        run.best_val = saved.best_val
-        start = load_checkpoint(ckpt_path, model=model, optimizer=opt, generator=gen, map_location=dev)
+        meta["best_val"] = saved["meta"]["best_val"]
+        start = load_checkpoint(ckpt_path, model=model, optimizer=opt, generator=gen, map_location=dev)  # checks the config
         _log(f"resumed {ckpt_path} at step {start}")
     train, val = split.train.to(dev), split.val.to(dev)
     _log(
@@ -158,36 +110,41 @@ def _train(args: argparse.Namespace) -> int:
     )
     t0 = time.perf_counter()
 
+    def save(path: Path, step: int) -> Path:
+        return save_checkpoint(path, model=model, optimizer=opt, step=step, generator=gen, tokenizer=split.tokenizer, meta=meta)
+
     def on_eval(step: int, val_loss: float) -> None:
         saved = [ckpt_path]
-        if val_loss < run.best_val:  # the lowest validation loss so far: also best.pt (for sampling)
-            run.best_val = val_loss
-            saved.append(save_checkpoint(out / "best.pt", model=model, optimizer=opt, step=step, scheduler=run, generator=gen))
-        save_checkpoint(ckpt_path, model=model, optimizer=opt, step=step, scheduler=run, generator=gen)
+        if val_loss < meta["best_val"]:  # the lowest validation loss so far: also best.pt (for sampling)
+            meta["best_val"] = val_loss
+            saved.append(save(out / "best.pt", step))
+        save(ckpt_path, step)
         _log(f"step {step}/{train_cfg.steps} | val loss {val_loss:.4f} | {time.perf_counter() - t0:.1f} s | "
              f"saved {', '.join(str(p) for p in saved)}")
 
     if start >= train_cfg.steps:
-        _log(f"{ckpt_path} already holds all {train_cfg.steps} steps")
+        _log(f"{ckpt_path} already holds {start} steps (asked for {train_cfg.steps}; pass a larger --steps to continue)")
         return 0
     hist = train_sequence_lm(
         model, train, train_cfg, optimizer=opt, generator=gen, start_step=start,
         val_tokens=val, eval_every=args.eval_every, on_eval=on_eval,
     )
     _log(
-        f"done: val loss {hist.val_loss[-1]:.4f} (best {run.best_val:.4f}, in {out / 'best.pt'}) | "
+        f"done: val loss {hist.val_loss[-1]:.4f} (best {meta['best_val']:.4f}, in {out / 'best.pt'}) | "
         f"{hist.tokens / hist.train_seconds:,.0f} training tokens/s"
     )
     return 0
 
 
 def _sample(args: argparse.Namespace) -> int:
-    run = read_run(args.ckpt)
     dev = torch.device(args.device) if args.device else default_device()
-    model = GPT(GPTConfig(**run.model)).to(dev)
+    model = GPT(checkpoint_config(args.ckpt, GPTConfig)).to(dev)
     load_checkpoint(args.ckpt, model=model, map_location=dev)
     model.eval()
-    tok = CharTokenizer(list(run.vocab))
+    tokenizer = read_checkpoint(args.ckpt)["tokenizer"]
+    if tokenizer is None:
+        raise ValueError(f"checkpoint {args.ckpt} holds no tokenizer: it was not written by `dlscratch gpt train`")
+    tok = CharTokenizer(tokenizer["itos"])
     if not args.prompt:
         raise ValueError("--prompt must hold at least one character")
     idx = torch.tensor([tok.encode(args.prompt)], dtype=torch.long, device=dev)  # (1, T0)
@@ -209,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="starting configuration (default: cpu)")
     tr.add_argument("--data", default=None, help="a UTF-8 text file (default: TinyShakespeare)")
     tr.add_argument("--out", default="out-gpt", help="directory for ckpt.pt (default: out-gpt)")
-    tr.add_argument("--resume", action="store_true", help="continue the run saved in OUT/ckpt.pt exactly")
+    tr.add_argument("--resume", action="store_true", help="continue the run saved in OUT/ckpt.pt exactly (--steps may grow)")
     tr.add_argument("--eval-every", type=int, default=250, help="validate and checkpoint every N steps (and at the end)")
     tr.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     tr.add_argument("--kernels", choices=("fused", "written"), default="fused",

@@ -8,7 +8,7 @@ from .adam import Adam, AdamW, adam_update
 from .base import ScratchOptimizer
 from .lion import Lion
 from .rmsprop import RMSprop
-from .schedules import inverse_sqrt, lr_lambda, step_decay, warmup_cosine
+from .schedules import constant, inverse_sqrt, lr_lambda, step_decay, warmup_cosine
 from .sgd import SGD
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "Lion",
+    "constant",
     "step_decay",
     "warmup_cosine",
     "inverse_sqrt",

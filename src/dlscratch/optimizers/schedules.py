@@ -22,12 +22,27 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["step_decay", "warmup_cosine", "inverse_sqrt", "lr_lambda"]
+__all__ = ["constant", "step_decay", "warmup_cosine", "inverse_sqrt", "lr_lambda"]
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {name}={value!r}")
+
+
+def constant(step: int) -> float:
+    r"""No schedule: every update uses the base learning rate, :math:`f(s) = 1`.
+
+    Equals ``torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0)``.
+
+    Args:
+        step: completed updates :math:`s \ge 0`.
+
+    Returns:
+        1.0.
+    """
+    _check_int("step", step, 0)
+    return 1.0
 
 
 def step_decay(step: int, step_size: int, gamma: float = 0.1) -> float:
@@ -128,7 +143,7 @@ def lr_lambda(schedule: Callable[..., float], **kwargs: Any) -> Callable[[int], 
     setting raises :class:`ValueError` here rather than at some later step.
 
     Args:
-        schedule: one of :func:`step_decay`, :func:`warmup_cosine`, :func:`inverse_sqrt`.
+        schedule: one of :func:`constant`, :func:`step_decay`, :func:`warmup_cosine`, :func:`inverse_sqrt`.
         **kwargs: its settings (everything but ``step``).
 
     Returns:

@@ -1,11 +1,14 @@
-r"""Training: loops, evaluation, checkpoints and mechanics, and the results ledger."""
+r"""Training: the one loop and its callbacks, evaluation, checkpoints and mechanics, and the results ledger."""
 
-from .classify import History, accuracy, confusion_matrix, evaluate_classifier, fit_classifier, predict
+from .callbacks import Callback, Evaluate, ProgressBar
+from .checkpoint import checkpoint_config, load_checkpoint, read_checkpoint, save_checkpoint
+from .classify import History, accuracy, confusion_matrix, epoch_batches, evaluate_classifier, fit_classifier, predict
 from .evaluate import mean_nll
 from .ledger import MIME_TYPE, RESULTS, Result, record
-from .lm import LMTrainConfig, evaluate_sequence_nll, random_windows, split_text, train_sequence_lm
-from .loop import SCHEDULES, lr_at, train_lm
-from .mechanics import DynamicLossScaler, accumulate_gradients, clip_grad_norm, load_checkpoint, save_checkpoint
+from .lm import LMTrainConfig, evaluate_sequence_nll, random_windows, split_text, train_sequence_lm, window_plan
+from .loop import part2_schedule, random_examples, train, train_lm
+from .mechanics import DynamicLossScaler, accumulate_gradients, clip_grad_norm
+from .state import TrainState
 
 __all__ = [
     "MIME_TYPE",
@@ -13,23 +16,32 @@ __all__ = [
     "Result",
     "record",
     "mean_nll",
+    "TrainState",
+    "train",
+    "Callback",
+    "Evaluate",
+    "ProgressBar",
     "History",
     "accuracy",
     "confusion_matrix",
+    "epoch_batches",
     "evaluate_classifier",
     "fit_classifier",
     "predict",
     "DynamicLossScaler",
     "accumulate_gradients",
     "clip_grad_norm",
+    "checkpoint_config",
     "load_checkpoint",
+    "read_checkpoint",
     "save_checkpoint",
-    "SCHEDULES",
-    "lr_at",
+    "part2_schedule",
+    "random_examples",
     "train_lm",
     "LMTrainConfig",
     "evaluate_sequence_nll",
     "random_windows",
     "split_text",
     "train_sequence_lm",
+    "window_plan",
 ]

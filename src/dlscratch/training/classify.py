@@ -2,7 +2,8 @@ r"""A compact supervised training loop for classifiers, with evaluation and earl
 
 Works for any ``nn.Module`` that maps a batch ``(B, ...)`` to logits ``(B, K)``: the MLP of
 chapter 6, the regularised runs of chapter 8 and the CNNs of chapter 9 all train through
-:func:`fit_classifier`. Everything random in the loop (the order of the mini-batches, the
+:func:`fit_classifier`, a thin layer over the book's one loop,
+:func:`~dlscratch.training.loop.train`. Everything random in the batches (their order, the
 ``transform`` used for data augmentation) draws from one explicit :class:`torch.Generator`;
 dropout draws from torch's global generator, so seed it too
 (:func:`dlscratch.utils.seed_everything`) for a run that repeats exactly.
@@ -10,15 +11,19 @@ dropout draws from torch's global generator, so seed it too
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from ..layers.losses import cross_entropy
+from .callbacks import Evaluate
+from .loop import train
+from .state import TrainState
 
-__all__ = ["History", "accuracy", "confusion_matrix", "predict", "evaluate_classifier", "fit_classifier"]
+__all__ = ["History", "accuracy", "confusion_matrix", "predict", "evaluate_classifier", "epoch_batches", "fit_classifier"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -77,19 +82,24 @@ def confusion_matrix(target: torch.Tensor, pred: torch.Tensor, n_classes: int) -
     return torch.bincount(flat, minlength=n_classes * n_classes).view(n_classes, n_classes)  # (K, K)
 
 
-@torch.inference_mode()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
     r"""Logits of ``model`` on ``x`` in evaluation mode and ``inference_mode``, in chunks.
 
-    The model is left in evaluation mode. Inputs are moved to the model's device.
+    The model's mode (training or evaluation) is restored afterwards. Inputs are moved to the
+    model's device.
 
     Shape:
         - x: :math:`(N, \ldots)`
         - output: :math:`(N, K)`
     """
+    was_training = model.training
     model.eval()
     dev = _model_device(model)
-    return torch.cat([model(x[i : i + batch_size].to(dev)) for i in range(0, x.shape[0], batch_size)])
+    try:
+        with torch.inference_mode():
+            return torch.cat([model(x[i : i + batch_size].to(dev)) for i in range(0, x.shape[0], batch_size)])
+    finally:
+        model.train(was_training)
 
 
 def evaluate_classifier(
@@ -107,6 +117,45 @@ def evaluate_classifier(
     with torch.inference_mode():
         loss = loss_fn(logits, y).item()
     return loss, accuracy(logits, y)
+
+
+def epoch_batches(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int, epochs: int, generator: torch.Generator, transform: Transform | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    r"""``epochs`` passes over ``(x, y)`` in mini-batches, each pass in a fresh order from ``generator``.
+
+    ``transform(x_batch, generator)`` (data augmentation) is applied to every batch. The last
+    batch of an epoch may be smaller.
+    """
+    N = x.shape[0]
+    for _ in range(epochs):
+        order = torch.randperm(N, generator=generator).to(x.device)  # (N,) this epoch's shuffle
+        for start in range(0, N, batch_size):
+            idx = order[start : start + batch_size]  # (b,)
+            xb = x[idx] if transform is None else transform(x[idx], generator)
+            yield xb, y[idx]
+
+
+def _check_fit(x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, patience: int | None, monitor: str, interval: str) -> None:
+    if x.shape[0] != y.shape[0] or x.shape[0] == 0:
+        raise ValueError(f"x_train has {x.shape[0]} examples and y_train {y.shape[0]}; need equal and non-zero")
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be positive, got epochs={epochs}, batch_size={batch_size}")
+    if patience is not None and patience < 1:
+        raise ValueError(f"patience must be a positive int or None, got {patience}")
+    if monitor not in ("val_loss", "val_acc"):
+        raise ValueError(f"monitor must be 'val_loss' or 'val_acc', got {monitor!r}")
+    if interval not in ("epoch", "batch"):
+        raise ValueError(f"scheduler_interval must be 'epoch' or 'batch', got {interval!r}")
+
+
+def _epoch_means(losses: list[float], N: int, batch_size: int) -> list[float]:
+    sizes = [min(batch_size, N - s) for s in range(0, N, batch_size)]  # the batches of one epoch
+    out = []
+    for e in range(0, len(losses), len(sizes)):
+        chunk = losses[e : e + len(sizes)]
+        out.append(sum(v * n for v, n in zip(chunk, sizes)) / sum(sizes[: len(chunk)]))
+    return out
 
 
 def fit_classifier(
@@ -129,38 +178,17 @@ def fit_classifier(
     restore_best: bool = True,
     transform: Transform | None = None,
 ) -> History:
-    r"""Train ``model`` with mini-batches, validate after every epoch, optionally stop early.
+    r"""Train a classifier with :func:`~dlscratch.training.loop.train`, validating after every epoch.
 
-    Each epoch shuffles the training set with ``generator``, and for each mini-batch applies
-    ``transform`` (data augmentation, training batches only), computes ``loss_fn(model(x), y)``,
-    back-propagates and steps ``optimizer`` (and ``scheduler`` when ``scheduler_interval`` is
-    ``"batch"``). After the epoch it evaluates on the validation split with :func:`evaluate_classifier`
-    (and steps an epoch-wise ``scheduler``).
-
-    Early stopping: the epoch with the best ``monitor`` value (lowest ``"val_loss"`` or highest
-    ``"val_acc"``; ties keep the earlier epoch) is remembered with a copy of its weights. When
-    ``patience`` is set and ``patience`` epochs pass without a strict improvement, training
-    stops. With ``restore_best`` the model ends with the best epoch's weights (and buffers,
-    such as batch-norm statistics); otherwise with the last epoch's.
-
-    Args:
-        model: maps ``(B, ...)`` inputs to ``(B, K)`` logits; its device is used for everything.
-        x_train, y_train: training inputs and integer labels.
-        x_val, y_val: validation inputs and labels, for the history and early stopping.
-        optimizer: built on ``model.parameters()``.
-        epochs: the most epochs to run.
-        batch_size: examples per step; the last batch of an epoch may be smaller.
-        generator: CPU generator for the shuffling and for ``transform``.
-        loss_fn: ``loss_fn(logits, target)`` → scalar, the training objective; the book's
-            :func:`~dlscratch.layers.losses.cross_entropy` by default.
-        val_loss_fn: the validation loss; plain cross-entropy by default, so that runs trained
-            with different objectives (label smoothing, say) are compared on the same scale.
-        scheduler: optional learning-rate scheduler on ``optimizer``.
-        scheduler_interval: ``"epoch"`` or ``"batch"``: when ``scheduler.step()`` is called.
-        patience: stop after this many epochs without improvement; ``None`` runs every epoch.
-        monitor: ``"val_loss"`` or ``"val_acc"``.
-        restore_best: load the best epoch's weights at the end.
-        transform: ``transform(x_batch, generator)`` → augmented batch, or ``None``.
+    The batches come from :func:`epoch_batches`; the objective is ``loss_fn(model(x), y)``.
+    After each epoch an :class:`~dlscratch.training.callbacks.Evaluate` scores the validation
+    split with :func:`evaluate_classifier` (on ``val_loss_fn``, plain cross-entropy by default,
+    so that runs trained with other objectives compare on one scale), steps an epoch-wise
+    ``scheduler`` (a ``"batch"`` one steps after every update), remembers the best epoch
+    (lowest ``"val_loss"`` or highest ``"val_acc"``, ties keep the earlier), stops after
+    ``patience`` epochs without a strict improvement, and with ``restore_best`` ends with the
+    best epoch's weights and buffers. Everything random in the batches draws from
+    ``generator``; dropout draws from torch's global generator, so seed it too.
 
     Returns:
         The :class:`History` of the run.
@@ -168,54 +196,27 @@ def fit_classifier(
     Raises:
         ValueError: on mismatched or empty splits or an invalid setting.
     """
-    if x_train.shape[0] != y_train.shape[0] or x_train.shape[0] == 0:
-        raise ValueError(f"x_train has {x_train.shape[0]} examples and y_train {y_train.shape[0]}; need equal and non-zero")
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be positive, got epochs={epochs}, batch_size={batch_size}")
-    if patience is not None and patience < 1:
-        raise ValueError(f"patience must be a positive int or None, got {patience}")
-    if monitor not in ("val_loss", "val_acc"):
-        raise ValueError(f"monitor must be 'val_loss' or 'val_acc', got {monitor!r}")
-    if scheduler_interval not in ("epoch", "batch"):
-        raise ValueError(f"scheduler_interval must be 'epoch' or 'batch', got {scheduler_interval!r}")
+    _check_fit(x_train, y_train, epochs, batch_size, patience, monitor, scheduler_interval)
     dev = _model_device(model)
     x_train, y_train = x_train.to(dev), y_train.to(dev)
-    N = x_train.shape[0]
-    history = History()
-    best_score, best_state = None, None
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(N, generator=generator).to(dev)  # (N,) this epoch's shuffle
-        total, seen = 0.0, 0
-        for start in range(0, N, batch_size):
-            idx = order[start : start + batch_size]  # (b,)
-            xb, yb = x_train[idx], y_train[idx]
-            if transform is not None:
-                xb = transform(xb, generator)
-            loss = loss_fn(model(xb), yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None and scheduler_interval == "batch":
-                scheduler.step()
-            total += loss.item() * idx.numel()
-            seen += idx.numel()
-        val_loss, val_acc = evaluate_classifier(model, x_val, y_val, val_loss_fn)
-        history.train_loss.append(total / seen)
-        history.val_loss.append(val_loss)
-        history.val_acc.append(val_acc)
+    per_epoch = math.ceil(x_train.shape[0] / batch_size)
+
+    def validate(m: nn.Module) -> dict[str, float]:
+        return dict(zip(("val_loss", "val_acc"), evaluate_classifier(m, x_val, y_val, val_loss_fn)))
+
+    def end_of_epoch(state: TrainState, metrics: dict[str, float]) -> None:
         if scheduler is not None and scheduler_interval == "epoch":
             scheduler.step()
-        score = -val_loss if monitor == "val_loss" else val_acc  # higher is better
-        if best_score is None or score > best_score:
-            best_score, history.best_epoch = score, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        elif patience is not None and epoch - history.best_epoch >= patience:
-            history.stopped_early = epoch < epochs - 1
-            break
-    if restore_best and best_state is not None:
-        model.load_state_dict(best_state)
-    return history
+
+    mode = "min" if monitor == "val_loss" else "max"
+    val = Evaluate(per_epoch, validate, monitor, mode, patience, keep_best=restore_best, on_eval=end_of_epoch)
+    state = train(
+        model, epoch_batches(x_train, y_train, batch_size, epochs, generator, transform), optimizer,
+        scheduler if scheduler_interval == "batch" else None, steps=epochs * per_epoch,
+        loss_fn=lambda m, b: loss_fn(m(b[0]), b[1]), callbacks=[val], progress=False,
+    )
+    train_loss = _epoch_means(state.train_loss, x_train.shape[0], batch_size)
+    return History(train_loss, val.values("val_loss"), val.values("val_acc"), val.best, val.stopped_early)
 
 
 def _model_device(model: nn.Module) -> torch.device:

@@ -2,16 +2,16 @@ r"""Training and evaluating sequence language models (GPT-style) on one long tok
 
 * :func:`split_text`: a character vocabulary and the first-90 % / last-10 % split of a text.
 * :func:`random_windows`: a batch of random contiguous windows and their next-token targets.
-* :func:`evaluate_sequence_nll`: the mean NLL of a *whole* split, every token predicted once.
+* :func:`evaluate_sequence_nll`: the mean NLL of a *whole* split, every token predicted once
+  (the windows it reads: :func:`window_plan`).
 * :func:`train_sequence_lm`: AdamW, linear warm-up then cosine decay, gradient clipping,
-  periodic validation.
+  periodic validation, over :func:`~dlscratch.training.loop.train`.
 
 Introduced in chapter 17, *GPT*.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,15 +19,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..optimizers.schedules import warmup_cosine
+from ..optimizers.schedules import lr_lambda, warmup_cosine
 from ..tokenizers.char import CharTokenizer
-from ..utils import progress_enabled
-from .mechanics import clip_grad_norm
+from .callbacks import Evaluate
+from .loop import train
 
 __all__ = [
     "TextSplit",
     "split_text",
     "random_windows",
+    "window_plan",
     "evaluate_sequence_nll",
     "LMTrainConfig",
     "make_optimizer",
@@ -88,6 +89,32 @@ def random_windows(
     return rows[:, :-1], rows[:, 1:]  # (B, T), (B, T)
 
 
+def window_plan(n_tokens: int, block_size: int, stride: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The windows :func:`evaluate_sequence_nll` reads: every prediction of ``n_tokens`` scored once.
+
+    With :math:`T` = ``min(block_size, n_tokens - 1)``, the first window starts at token 0 and
+    scores all its :math:`T` predictions; each later window ends ``stride`` predictions further
+    on (the last one at the end of the split) and scores only the predictions it adds.
+
+    Returns:
+        ``(starts, first_scored)``: for each window, the index of its first input token and of
+        the first prediction it scores (prediction :math:`t` is of token :math:`t + 1`).
+
+    Raises:
+        ValueError: if there are fewer than 2 tokens or ``stride`` is not in :math:`[1, T]`.
+    """
+    n_pred = n_tokens - 1
+    if n_pred < 1:
+        raise ValueError(f"need at least 2 tokens to evaluate, got {n_tokens}")
+    T = min(block_size, n_pred)
+    stride = T if stride is None else stride
+    if not 1 <= stride <= T:
+        raise ValueError(f"stride must be in [1, block_size={T}], got stride={stride}")
+    ends = torch.tensor(list(range(T, n_pred, stride)) + [n_pred])  # prediction index just past each window
+    first_scored = torch.cat([torch.zeros(1, dtype=torch.long), ends[:-1]])
+    return ends - T, first_scored
+
+
 @torch.inference_mode()
 def evaluate_sequence_nll(
     model: Callable[[torch.Tensor], Any],
@@ -102,15 +129,16 @@ def evaluate_sequence_nll(
 
         \text{NLL} = -\frac{1}{N - 1} \sum_{t=1}^{N-1} \log p_\theta(x_t \mid x_{c(t)}, \ldots, x_{t-1})
 
-    The :math:`N - 1` predictions are covered by windows of :math:`T` = ``block_size`` tokens.
-    The first window scores all its :math:`T` predictions (contexts of 1 to :math:`T` tokens);
-    each later window ends ``stride`` predictions further on and scores only its last ``stride``
-    positions, which therefore see at least :math:`T - \text{stride} + 1` tokens of context. With
-    ``stride = block_size`` (the default) the windows do not overlap and every context length
-    from 1 to :math:`T` is equally common, as in training: the number estimates the same quantity
-    as averaging the loss over random windows, but over the whole split. A smaller stride gives
-    more context per prediction at :math:`T/\text{stride}` times the cost. The model runs in
-    ``eval()`` mode (restored afterwards) under ``torch.inference_mode``; sums are in float64.
+    The :math:`N - 1` predictions are covered by windows of :math:`T` = ``block_size`` tokens
+    (:func:`window_plan`). The first window scores all its :math:`T` predictions (contexts of 1
+    to :math:`T` tokens); each later window ends ``stride`` predictions further on and scores
+    only its last ``stride`` positions, which therefore see at least :math:`T - \text{stride} + 1`
+    tokens of context. With ``stride = block_size`` (the default) the windows do not overlap and
+    every context length from 1 to :math:`T` is equally common, as in training: the number
+    estimates the same quantity as averaging the loss over random windows, but over the whole
+    split. A smaller stride gives more context per prediction at :math:`T/\text{stride}` times
+    the cost. The model runs in ``eval()`` mode (restored afterwards) under
+    ``torch.inference_mode``; sums are in float64.
 
     Args:
         model: ``model(x)`` returns logits :math:`(B, T, V)` or a tuple starting with them.
@@ -125,38 +153,24 @@ def evaluate_sequence_nll(
     Shape:
         - tokens: :math:`(N,)`, :math:`N \ge 2`
     """
-    N = tokens.numel()
-    if N < 2:
-        raise ValueError(f"need at least 2 tokens to evaluate, got {N}")
-    n_pred = N - 1
-    T = min(block_size, n_pred)
-    stride = T if stride is None else stride
-    if not 1 <= stride <= T:
-        raise ValueError(f"stride must be in [1, block_size={T}], got stride={stride}")
-    ends = list(range(T, n_pred, stride)) + [n_pred]  # prediction index just past each window
-    begins = [0] + ends[:-1]  # first prediction each window scores
-    ends_t, begins_t = torch.tensor(ends), torch.tensor(begins)
-    starts = ends_t - T  # first input token of each window
+    starts, first_scored = window_plan(tokens.numel(), block_size, stride)
+    pos = torch.arange(min(block_size, tokens.numel() - 1))  # (T,)
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
-    total, count = torch.zeros((), dtype=torch.float64), 0
-    pos = torch.arange(T)
-    for i in range(0, len(ends), batch_size):
-        s = starts[i : i + batch_size, None]  # (b, 1)
-        x = tokens[(s + pos).to(tokens.device)]  # (b, T)
-        y = tokens[(s + pos + 1).to(tokens.device)]  # (b, T), the next tokens
-        scored = (s + pos >= begins_t[i : i + batch_size, None]).to(tokens.device)  # (b, T)
+    total = torch.zeros((), dtype=torch.float64)
+    for i in range(0, len(starts), batch_size):
+        idx = starts[i : i + batch_size, None] + pos  # (b, T) input positions
+        x, y = tokens[idx.to(tokens.device)], tokens[(idx + 1).to(tokens.device)]  # (b, T), (b, T)
+        scored = (idx >= first_scored[i : i + batch_size, None]).to(tokens.device)  # (b, T)
         out = model(x)
         logits = out[0] if isinstance(out, tuple) else out  # (b, T, V)
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16/fp16 -> fp32
         nll = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")  # (b * T,)
         total += nll[scored.flatten()].double().sum().cpu()
-        count += int(scored.sum())
     if was_training and hasattr(model, "train"):
         model.train()
-    assert count == n_pred, f"scored {count} predictions, expected {n_pred}"
-    return (total / n_pred).item()
+    return (total / (tokens.numel() - 1)).item()
 
 
 @dataclass(frozen=True)
@@ -253,14 +267,14 @@ def train_sequence_lm(
 ) -> LMHistory:
     r"""Train ``model`` on random windows of ``train_tokens`` for steps ``start_step .. cfg.steps - 1``.
 
-    Each step: draw a batch with :func:`random_windows`, set the learning rate to
-    ``cfg.lr_at(step)``, backpropagate the mean cross-entropy, clip the global gradient norm
-    (:func:`~dlscratch.training.mechanics.clip_grad_norm`), update. Every ``eval_every`` steps
-    and after the last, if ``val_tokens`` is given, the model is evaluated with
-    :func:`evaluate_sequence_nll` and ``on_eval(completed_steps, val_nll)`` is called (the
-    command line writes its checkpoint there). To resume exactly, pass the restored optimizer
-    and generator and the completed step count. A progress bar is drawn when
-    :func:`~dlscratch.utils.progress_enabled`.
+    :func:`~dlscratch.training.loop.train` with batches from :func:`random_windows`, AdamW
+    (:func:`make_optimizer`), the learning rate ``cfg.lr_at(step)``, the mean cross-entropy
+    ``model(x, y)`` returns, gradient clipping to ``cfg.grad_clip`` and bf16 autocast if
+    ``cfg.bf16``. Every ``eval_every`` steps and after the last, if ``val_tokens`` is given, an
+    :class:`~dlscratch.training.callbacks.Evaluate` scores the model with
+    :func:`evaluate_sequence_nll` and calls ``on_eval(completed_steps, val_nll)`` (the command
+    line writes its checkpoint there). To resume exactly, pass the restored optimizer and
+    generator and the completed step count.
 
     Args:
         model: returns ``(logits, loss)`` from ``model(x, y)``; its ``config.block_size`` sets
@@ -284,53 +298,26 @@ def train_sequence_lm(
     opt = make_optimizer(model, cfg) if optimizer is None else optimizer
     gen = torch.Generator().manual_seed(cfg.seed) if generator is None else generator
     hist = LMHistory() if history is None else history
-    bar = None
-    if progress_enabled():
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=cfg.steps, initial=start_step, desc="training", unit="step", mininterval=1.0)
-    model.train()
-    losses: list[torch.Tensor] = []
-    best: dict[str, torch.Tensor] | None = None
-    for step in range(start_step, cfg.steps):
-        t0 = time.perf_counter()
-        x, y = random_windows(train_tokens, T, cfg.batch_size, gen)  # (B, T), (B, T)
-        lr = cfg.lr_at(step)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        with torch.autocast(train_tokens.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            _, loss = model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            clip_grad_norm(model.parameters(), cfg.grad_clip)
-        opt.step()
-        losses.append(loss.detach())
-        hist.lr.append(lr)
-        hist.train_seconds += time.perf_counter() - t0
-        hist.tokens += x.numel()
-        done = step + 1
-        if bar is not None:
-            bar.update(1)
-        if val_tokens is not None and (done == cfg.steps or (eval_every > 0 and done % eval_every == 0)):
-            hist.train_loss.extend(torch.stack(losses).tolist())
-            losses = []
-            val = evaluate_sequence_nll(model, val_tokens, T)
-            model.train()
-            hist.val_steps.append(done)
-            hist.val_loss.append(val)
-            if val <= min(hist.val_loss):
-                hist.best_step = done
-                if keep_best:
-                    best = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if bar is not None:
-                bar.set_postfix(train=f"{hist.train_loss[-1]:.3f}", val=f"{val:.3f}")
-            if on_eval is not None:
-                on_eval(done, val)
-    if losses:
-        hist.train_loss.extend(torch.stack(losses).tolist())
-    if bar is not None:
-        bar.close()
-    if best is not None:
-        model.load_state_dict(best)
+    batches = iter(lambda: random_windows(train_tokens, T, cfg.batch_size, gen), None)  # endless
+    callbacks = []
+    if val_tokens is not None:
+        report = None if on_eval is None else lambda state, m: on_eval(state.step, m["val_loss"])
+        val = Evaluate(eval_every, lambda m: {"val_loss": evaluate_sequence_nll(m, val_tokens, T)}, "val_loss", keep_best=keep_best, on_eval=report)
+        callbacks.append(val)
+    try:
+        state = train(
+            model, batches, opt, lr_lambda(warmup_cosine, warmup_steps=cfg.warmup_steps, total_steps=cfg.steps, min_ratio=cfg.min_lr_ratio),
+            steps=cfg.steps, loss_fn=lambda m, b: m(*b)[1], start_step=start_step, grad_clip=cfg.grad_clip,
+            autocast=torch.bfloat16 if cfg.bf16 else None, callbacks=callbacks,
+        )
+    finally:
+        if val_tokens is not None:
+            hist.val_steps += val.steps
+            hist.val_loss += val.values("val_loss")
+            if val.best >= 0:
+                hist.best_step = val.steps[val.best]
+    hist.train_loss += state.train_loss
+    hist.lr += state.lrs
+    hist.train_seconds += state.train_seconds
+    hist.tokens += len(state.losses) * cfg.batch_size * T
     return hist

@@ -1,33 +1,15 @@
-r"""Training mechanics: gradient accumulation, clipping, loss scaling and exact-resume checkpoints.
+r"""Training mechanics: gradient accumulation, clipping and loss scaling (checkpoints: :mod:`~dlscratch.training.checkpoint`).
 
 Introduced in chapter 7, *Optimizers, schedules and training mechanics*.
 """
 
 from __future__ import annotations
 
-import os
-import random
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 
-__all__ = [
-    "accumulate_gradients",
-    "clip_grad_norm",
-    "DynamicLossScaler",
-    "rng_state",
-    "set_rng_state",
-    "save_checkpoint",
-    "load_checkpoint",
-    "CHECKPOINT_FORMAT",
-]
-
-CHECKPOINT_FORMAT = "dlscratch-checkpoint-v1"
-_KEYS = ("format", "step", "model", "optimizer", "scheduler", "rng")
+__all__ = ["accumulate_gradients", "clip_grad_norm", "DynamicLossScaler"]
 
 
 def accumulate_gradients(
@@ -183,155 +165,3 @@ class DynamicLossScaler:
     def load_state_dict(self, state: dict[str, float]) -> None:
         r"""Restore :meth:`state_dict`."""
         self.scale, self.clean_steps = float(state["scale"]), int(state["clean_steps"])
-
-
-def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
-    r"""Snapshot every random number generator a training step may draw from.
-
-    Python's ``random``, NumPy's global generator, torch's CPU generator (dropout, ``randint``),
-    the CUDA generators when CUDA is available, and ``generator`` if given. Stored as tensors,
-    ints and tuples only, so the checkpoint loads with ``weights_only=True``.
-    """
-    np_state = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-    if generator is not None:
-        state["generator"] = generator.get_state()
-    return state
-
-
-def set_rng_state(state: dict[str, Any], generator: torch.Generator | None = None) -> None:
-    r"""Restore a snapshot taken by :func:`rng_state`."""
-    random.setstate(state["python"])
-    name, key, *rest = state["numpy"]
-    np.random.set_state((name, key.cpu().numpy().astype(np.uint32), *rest))
-    torch.set_rng_state(state["torch"].cpu())  # generator states are CPU byte tensors, whatever map_location did
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
-    if generator is not None:
-        if "generator" not in state:
-            raise ValueError("a generator was passed but the checkpoint holds no generator state")
-        generator.set_state(state["generator"].cpu())
-
-
-def save_checkpoint(
-    path: str | os.PathLike[str],
-    *,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    step: int,
-    scheduler: Any | None = None,
-    generator: torch.Generator | None = None,
-) -> Path:
-    r"""Save everything needed to resume training bit for bit, atomically.
-
-    The file holds the model's and the optimizer's state dicts, the scheduler's (if any), the
-    number of completed steps and :func:`rng_state`. It is written to a temporary file in the
-    same directory, flushed to disk, then renamed over ``path`` with :func:`os.replace` (atomic),
-    so a crash leaves either the old checkpoint or the new one, never half of one.
-
-    Args:
-        path: where to write.
-        model: the model whose ``state_dict`` is saved.
-        optimizer: the optimizer whose ``state_dict`` is saved.
-        step: completed optimizer steps.
-        scheduler: a learning-rate scheduler to save too, or ``None``.
-        generator: an extra ``torch.Generator`` (e.g. the data order's) to snapshot.
-
-    Returns:
-        ``path`` as a :class:`~pathlib.Path`.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = {
-        "format": CHECKPOINT_FORMAT,
-        "step": int(step),
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": None if scheduler is None else scheduler.state_dict(),
-        "rng": rng_state(generator),
-    }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(ckpt, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _check_model_state(path: Path, saved: dict[str, torch.Tensor], model: torch.nn.Module) -> None:
-    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    have = {k: tuple(v.shape) for k, v in saved.items()}
-    missing, unexpected = sorted(want.keys() - have.keys()), sorted(have.keys() - want.keys())
-    shapes = [f"{k}: checkpoint {have[k]} vs model {want[k]}" for k in sorted(want.keys() & have.keys()) if have[k] != want[k]]
-    if missing or unexpected or shapes:
-        raise ValueError(
-            f"checkpoint {path} is from another model: missing {missing[:5]}, unexpected {unexpected[:5]}, "
-            f"shape mismatches {shapes[:5]}"
-        )
-
-
-def load_checkpoint(
-    path: str | os.PathLike[str],
-    *,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer | None = None,
-    scheduler: Any | None = None,
-    generator: torch.Generator | None = None,
-    map_location: str | torch.device = "cpu",
-) -> int:
-    r"""Restore a :func:`save_checkpoint` file into ``model`` (and the others), RNGs included.
-
-    The file, its keys, the model's parameter names and shapes (which must match exactly) and
-    the optimizer's groups are checked before the model is changed.
-
-    Args:
-        path: the checkpoint file.
-        model: a model built like the saved one.
-        optimizer: an optimizer built like the saved one, or ``None`` to skip it.
-        scheduler: a scheduler built like the saved one, or ``None`` to skip it.
-        generator: the extra generator passed to :func:`save_checkpoint`, if any.
-        map_location: device for the loaded tensors.
-
-    Returns:
-        The saved step count.
-
-    Raises:
-        FileNotFoundError: if ``path`` does not exist.
-        ValueError: naming ``path``, if the file is truncated or corrupt, is not a checkpoint of
-            this format, or comes from a model with other parameter names or shapes.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint file at {path}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError... on bad bytes
-        raise ValueError(f"cannot read checkpoint {path} (truncated or corrupt?): {err}") from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a {CHECKPOINT_FORMAT} file")
-    missing = [k for k in _KEYS if k not in ckpt]
-    if missing:
-        raise ValueError(f"checkpoint {path} lacks the keys {missing}")
-    _check_model_state(path, ckpt["model"], model)
-    if scheduler is not None and ckpt["scheduler"] is None:
-        raise ValueError(f"checkpoint {path} holds no scheduler state, but a scheduler was passed")
-    if optimizer is not None:  # torch checks the groups before changing anything
-        try:
-            optimizer.load_state_dict(ckpt["optimizer"])
-        except (ValueError, KeyError, RuntimeError) as err:
-            raise ValueError(f"optimizer state in {path} does not fit this optimizer: {err}") from err
-    model.load_state_dict(ckpt["model"])
-    if scheduler is not None:
-        scheduler.load_state_dict(ckpt["scheduler"])
-    set_rng_state(ckpt["rng"], generator)
-    return int(ckpt["step"])
