@@ -115,6 +115,7 @@ class FusedDecoder:
                 f"{type(model).__name__}" + (f" without {missing}" if missing else " with blocks that are not kit Blocks")
             )
         self.model, self.config = model, model.config
+        self.first_attn = model.blocks[0].attn  # its cache's length is the position of the next token
         self.steps = [fused_block(block) for block in model.blocks]
         self.norm_f = fused_norm(model.norm_f)
         self.head, self.head_bias = model.lm_head.weight, model.lm_head.bias  # (V, C)
@@ -125,7 +126,8 @@ class FusedDecoder:
 
     def cache_length(self) -> int:
         r"""See :meth:`DecoderLM.cache_length <dlscratch.models.decoder.DecoderLM.cache_length>`."""
-        return self.model.cache_length()
+        cache = self.first_attn.cache
+        return 0 if cache is None else cache.length
 
     def start_cache(self, batch_size: int, max_len: int | None = None) -> int:
         r"""See :meth:`DecoderLM.start_cache <dlscratch.models.decoder.DecoderLM.start_cache>`."""
@@ -137,7 +139,7 @@ class FusedDecoder:
 
     def __call__(self, idx: torch.Tensor) -> tuple[torch.Tensor, None]:
         r"""Logits for the tokens ``idx``, after the cached positions when the model holds caches."""
-        offset = self.model.cache_length()
+        offset = self.cache_length()
         self.model.check_length(offset, idx.size(1))
         x = self.model.embed(idx, offset)  # (B, T, C)
         for step in self.steps:
