@@ -11,6 +11,8 @@ Introduced in chapter 17, *GPT*. Symbols: B batch, T time, C channels, V vocabul
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -84,26 +86,18 @@ class DecoderLM(nn.Module):
         stop_kv_caches(self)
 
     @torch.inference_mode()
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        generator: torch.Generator | None = None,
-        use_cache: bool = True,
-    ) -> torch.Tensor:
-        r"""Continue ``idx`` by ``max_new_tokens`` sampled tokens; see :func:`dlscratch.models.generation.generate`.
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, **sampling: Any) -> torch.Tensor:
+        r"""Continue ``idx`` by ``max_new_tokens`` sampled tokens: :func:`dlscratch.models.generation.generate`.
 
-        The steps run :class:`~dlscratch.models.fused_decoder.FusedDecoder` on this model's
-        weights, in evaluation mode (restored afterwards): the logits of :meth:`forward`, with
-        the attention this model was built with, without the per-call costs of the module layer.
+        ``sampling`` takes that function's keywords (``temperature``, ``top_k``, ``top_p``,
+        ``generator``, ``use_cache``). The steps run
+        :class:`~dlscratch.models.fused_decoder.FusedDecoder` on this model's weights, in
+        evaluation mode (restored afterwards): the logits of :meth:`forward`, with the attention
+        this model was built with, without the per-call costs of the module layer.
         """
         was_training = self.training
         self.eval()
         try:
-            return generate(FusedDecoder(self), idx, max_new_tokens, temperature=temperature, top_k=top_k,
-                            top_p=top_p, generator=generator, use_cache=use_cache)
+            return generate(FusedDecoder(self), idx, max_new_tokens, **sampling)
         finally:
             self.train(was_training)
