@@ -45,3 +45,18 @@ def test_same_distribution_as_torch() -> None:
 def test_bad_probability(p: float) -> None:
     with pytest.raises(ValueError, match=str(p)):
         Dropout(p)
+
+
+def test_functional_dropout_is_the_layer() -> None:
+    from dlscratch.layers import Dropout, dropout
+
+    x = torch.randn(4000, 50)
+    assert dropout(x, 0.3, training=False) is x and dropout(x, 0.0) is x
+    torch.manual_seed(3)
+    a = dropout(x, 0.3)
+    torch.manual_seed(3)
+    b = Dropout(0.3).train()(x)
+    assert torch.equal(a, b)  # the layer is the function
+    kept = a != 0
+    assert abs(kept.double().mean().item() - 0.7) < 0.01
+    torch.testing.assert_close(a[kept], x[kept] / 0.7)

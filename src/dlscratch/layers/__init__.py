@@ -26,7 +26,7 @@ from .attention import (
     stop_kv_caches,
 )
 from .conv import Conv2d, conv2d_loops, conv2d_unfold, conv_output_size, sliding_windows, unfold2d
-from .dropout import Dropout
+from .dropout import Dropout, dropout
 from .losses import cross_entropy
 from .feedforward import ACTIVATIONS, MLP, SwiGLU
 from .norms import NORMS, BatchNorm1d, BatchNorm2d, FusedLayerNorm, FusedRMSNorm, LayerNorm, RMSNorm, batch_norm, make_norm
@@ -57,6 +57,7 @@ __all__ = [
     "log_softmax",
     "cross_entropy",
     # regularisation and normalisation
+    "dropout",
     "Dropout",
     "batch_norm",
     "BatchNorm1d",

@@ -17,11 +17,23 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["Dropout"]
+__all__ = ["dropout", "Dropout"]
+
+
+def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    r"""Inverted dropout as a function: :math:`m \odot x / (1 - p)` in training, :math:`x` otherwise.
+
+    Shape:
+        - x: any shape; output: same
+    """
+    if not training or p == 0.0:
+        return x
+    keep = torch.rand_like(x) >= p  # Bernoulli(1 - p) mask
+    return x * keep / (1.0 - p)
 
 
 class Dropout(nn.Module):
-    r"""Inverted dropout with drop probability ``p``.
+    r"""Inverted dropout with drop probability ``p``: :func:`dropout` as a layer.
 
     Shape:
         - input: any shape
@@ -35,10 +47,7 @@ class Dropout(nn.Module):
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        keep = torch.rand_like(x) >= self.p  # Bernoulli(1 - p) mask
-        return x * keep / (1.0 - self.p)
+        return dropout(x, self.p, self.training)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

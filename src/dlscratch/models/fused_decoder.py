@@ -50,12 +50,16 @@ def fused_norm(norm: nn.Module) -> Step:
 def fused_mlp(mlp: nn.Module) -> Step:
     r"""A kit feed-forward network as plain ``F.linear`` calls (its own ``forward`` otherwise)."""
     if isinstance(mlp, MLP):
-        up, down, act = mlp.up, mlp.down, mlp.act
-        return lambda x: F.linear(act(F.linear(x, up.weight, up.bias)), down.weight, down.bias)  # (B, T, C)
+        (w1, b1), (w2, b2), act = _weights(mlp.up), _weights(mlp.down), mlp.act
+        return lambda x: F.linear(act(F.linear(x, w1, b1)), w2, b2)  # (B, T, C) -> (B, T, F) -> (B, T, C)
     if isinstance(mlp, SwiGLU):
-        gate, up, down = mlp.gate, mlp.up, mlp.down
-        return lambda x: F.linear(F.silu(F.linear(x, gate.weight, gate.bias)) * F.linear(x, up.weight, up.bias), down.weight, down.bias)
+        (wg, bg), (w1, b1), (w2, b2) = _weights(mlp.gate), _weights(mlp.up), _weights(mlp.down)
+        return lambda x: F.linear(F.silu(F.linear(x, wg, bg)) * F.linear(x, w1, b1), w2, b2)  # (B, T, C)
     return mlp.forward
+
+
+def _weights(linear: nn.Linear) -> tuple[torch.Tensor, torch.Tensor | None]:
+    return linear.weight, linear.bias  # the parameters themselves: updates in place are seen
 
 
 def fused_self_attention(attn: MultiHeadAttention) -> Step:

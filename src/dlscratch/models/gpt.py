@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers.attention.modules import MultiHeadAttention
-from ..layers.dropout import Dropout
+from ..layers.dropout import dropout
 from ..layers.feedforward import MLP
 from ..layers.norms import make_norm
 from ..layers.transformer import Block
@@ -107,7 +107,6 @@ class GPT(DecoderLM):
         c = self.config = config
         self.wte = nn.Embedding(c.vocab_size, c.n_embd)  # token embedding W_E, (V, C)
         self.wpe = nn.Embedding(c.block_size, c.n_embd)  # position embedding W_P, (block, C)
-        self.drop = Dropout(c.dropout)
         self.blocks = nn.ModuleList([gpt_block(c) for _ in range(c.n_layer)])
         self.norm_f = make_norm("layernorm", c.n_embd, kernels=c.kernels, bias=c.bias)
         self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
@@ -127,7 +126,8 @@ class GPT(DecoderLM):
     def embed(self, idx: torch.Tensor, offset: int) -> torch.Tensor:
         r"""Token plus position embeddings of the tokens at positions ``offset ... offset + T - 1``."""
         pos_emb = self.wpe.weight[offset : offset + idx.size(1)]  # (T, C): rows W_P[offset], ...
-        return self.drop(F.embedding(idx, self.wte.weight) + pos_emb)  # (B, T, C) + (T, C) -> (B, T, C)
+        x = F.embedding(idx, self.wte.weight) + pos_emb  # (B, T, C) + (T, C) -> (B, T, C)
+        return dropout(x, self.config.dropout, self.training)
 
     def num_parameters(self, non_embedding: bool = True) -> int:
         r"""Number of parameters, the tied matrix counted once; without ``wpe`` when ``non_embedding``.

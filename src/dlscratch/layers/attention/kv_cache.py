@@ -111,10 +111,10 @@ class KVCache:
                 f"keys of shape {tuple(k.shape)} do not fit a cache of (B, nkv, hs) = "
                 f"{(self.k.size(0), self.k.size(1), self.k.size(3))}"
             )
-        self.k.narrow(2, self.length, T).copy_(k)  # positions length ... end - 1 <- (B, nkv, T, hs)
-        self.v.narrow(2, self.length, T).copy_(v)
+        self.k[:, :, self.length : end] = k  # positions length ... end - 1 <- (B, nkv, T, hs)
+        self.v[:, :, self.length : end] = v
         self.length = end
-        return self.k.narrow(2, 0, end), self.v.narrow(2, 0, end)  # (B, nkv, S, hs), S = end
+        return self.k[:, :, :end], self.v[:, :, :end]  # (B, nkv, S, hs), S = end
 
     def reset(self) -> None:
         r"""Forget the cached positions (the buffers are reused)."""

@@ -208,8 +208,9 @@ class MultiHeadAttention(nn.Module):
         bias = None
         if hook is not None and hook.bias is not None:
             bias = hook.bias(torch.arange(offset, offset + T, device=q.device), torch.arange(k.size(2), device=q.device))
-        n_rep = self.num_heads // self.num_kv_heads
-        k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # (B, nh, S, hs)
+        if self.num_kv_heads != self.num_heads:  # each key/value head serves n_rep query heads
+            n_rep = self.num_heads // self.num_kv_heads
+            k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # (B, nh, S, hs)
         dropout_p = self.dropout if self.training else 0.0
         out, weights = self.attend_fn(
             q, k, v, mask=mask, causal=causal, offset=offset, window=self.window, bias=bias, dropout_p=dropout_p
