@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers.attention.functional import split_heads
 from ..layers.attention.modules import MultiHeadAttention
 from ..layers.feedforward import MLP, SwiGLU
 from ..layers.norms import LayerNorm, RMSNorm
@@ -75,7 +76,7 @@ def fused_self_attention(attn: MultiHeadAttention) -> Step:
         if nkv == nh:  # one view and one permute for all three
             q, k, v = qkv.view(B, T, 3, nh, hs).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, T, hs)
         else:
-            q, k, v = (t.view(B, T, -1, hs).transpose(1, 2) for t in qkv.split([nh * hs, nkv * hs, nkv * hs], dim=-1))
+            q, k, v = (split_heads(t, h) for t, h in zip(qkv.split([nh * hs, nkv * hs, nkv * hs], dim=-1), (nh, nkv, nkv)))
         out, _ = attn.attend_heads(q, k, v, causal=True)  # (B, nh, T, hs)
         return F.linear(out.transpose(1, 2).reshape(B, T, C), w_o, b_o)  # (B, T, C)
 

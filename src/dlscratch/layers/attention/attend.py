@@ -53,6 +53,11 @@ def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
     return x[:, :, None].expand(B, nkv, n_rep, S, hs).reshape(B, nkv * n_rep, S, hs)  # (B, nh, S, hs)
 
 
+def _with_causal_band(mask: torch.Tensor | None, T: int, S: int, offset: int, window: int | None, device: torch.device) -> torch.Tensor:
+    band = offset_causal_mask(T, S, offset, window, device)  # (T, S), built once per length
+    return band if mask is None else mask & band
+
+
 def attend_written(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, mask: torch.Tensor | None, causal: bool, offset: int,
     window: int | None, bias: torch.Tensor | None, dropout_p: float,
@@ -67,8 +72,7 @@ def attend_written(
         - output: ``(out, weights)``, :math:`(B, nh, T, hs)` and :math:`(B, nh, T, S)`
     """
     if causal:
-        band = offset_causal_mask(q.size(2), k.size(2), offset, window, q.device)  # (T, S), cached
-        mask = band if mask is None else mask & band
+        mask = _with_causal_band(mask, q.size(2), k.size(2), offset, window, q.device)
     return scaled_dot_product_attention(q, k, v, mask=mask, bias=bias, dropout_p=dropout_p)
 
 
@@ -89,8 +93,7 @@ def attend_sdpa(
     if causal and plain and T == 1 and offset == S - 1:  # one new token sees every key
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p), None
     if causal:
-        band = offset_causal_mask(T, S, offset, window, q.device)  # (T, S), cached
-        mask = band if mask is None else mask & band
+        mask = _with_causal_band(mask, T, S, offset, window, q.device)
     if bias is not None:  # one float mask: the bias where allowed, -inf elsewhere
         mask = bias if mask is None else bias.masked_fill(~mask, float("-inf"))
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p), None

@@ -15,6 +15,7 @@ import math
 import torch
 
 from ..activations import softmax
+from ..dropout import dropout
 
 __all__ = [
     "causal_mask",
@@ -127,8 +128,7 @@ def scaled_dot_product_attention(
     if mask is not None:
         att = att.masked_fill(~mask, float("-inf"))  # (..., T, S)
     weights = softmax(att, dim=-1)  # (..., T, S), each row sums to 1
-    dropped = torch.nn.functional.dropout(weights, dropout_p) if dropout_p > 0 else weights
-    out = dropped @ v  # (..., T, S) @ (..., S, hs_v) -> (..., T, hs_v)
+    out = dropout(weights, dropout_p) @ v  # (..., T, S) @ (..., S, hs_v) -> (..., T, hs_v)
     return out, weights
 
 

@@ -26,18 +26,14 @@ from typing import TypeVar
 import torch
 from torch import nn
 
+from ..checks import check_positive_int
 from .attend import ATTEND, PositionHook, repeat_kv
-from .functional import merge_heads
+from .functional import merge_heads, split_heads
 from .kv_cache import KVCache
 
 __all__ = ["MultiHeadAttention", "start_kv_caches", "stop_kv_caches"]
 
 _M = TypeVar("_M", bound="MultiHeadAttention")
-
-
-def _check_size(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 class MultiHeadAttention(nn.Module):
@@ -124,7 +120,7 @@ class MultiHeadAttention(nn.Module):
     @staticmethod
     def _check_config(C: int, nh: int, nkv: int, dropout: float, causal: bool, window: int | None, attend: str) -> None:
         for name, value in (("embed_dim", C), ("num_heads", nh), ("num_kv_heads", nkv)):
-            _check_size(name, value)
+            check_positive_int(name, value)
         if C % nh != 0:
             raise ValueError(f"embed_dim={C} must be divisible by num_heads={nh} (embed_dim % num_heads = {C % nh})")
         if nh % nkv != 0:
@@ -152,11 +148,6 @@ class MultiHeadAttention(nn.Module):
         return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, num_kv_heads={self.num_kv_heads}, "
                 f"head_dim={self.head_dim}, causal={self.causal}, attend={self.attend!r}{extras}")
 
-    def split(self, x: torch.Tensor, heads: int) -> torch.Tensor:
-        r"""Heads as a batch dimension: :math:`(B, L, h \cdot hs) \to (B, h, L, hs)`."""
-        B, L, _ = x.shape
-        return x.view(B, L, heads, self.head_dim).transpose(1, 2)  # (B, h, L, hs)
-
     def forward(
         self,
         query: torch.Tensor,
@@ -173,9 +164,9 @@ class MultiHeadAttention(nn.Module):
         key = query if key is None else key
         value = key if value is None else value
         self._check_inputs(query, key, value)
-        q = self.split(self.q_proj(query), self.num_heads)  # (B, T, C) -> (B, nh, T, hs)
-        k = self.split(self.k_proj(key), self.num_kv_heads)  # (B, S, C) -> (B, nkv, S, hs)
-        v = self.split(self.v_proj(value), self.num_kv_heads)  # (B, nkv, S, hs)
+        q = split_heads(self.q_proj(query), self.num_heads)  # (B, T, C) -> (B, nh, T, hs)
+        k = split_heads(self.k_proj(key), self.num_kv_heads)  # (B, S, nkv hs) -> (B, nkv, S, hs)
+        v = split_heads(self.v_proj(value), self.num_kv_heads)  # (B, nkv, S, hs)
         allowed = self._allowed(mask, key_padding_mask, q.size(0), k.size(2) + self._cached(self_attention))
         causal = self.causal if is_causal is None else is_causal
         out, weights = self.attend_heads(q, k, v, mask=allowed, causal=causal, self_attention=self_attention)
@@ -198,8 +189,9 @@ class MultiHeadAttention(nn.Module):
         cache = self.cache if self_attention else None
         offset = 0 if cache is None else cache.length  # positions already cached
         hook = self.positions if self_attention else None  # positions are a self-attention matter
-        if hook is not None and hook.rotate is not None:
+        if hook is not None:
             pos = torch.arange(offset, offset + T, device=q.device)  # (T,) absolute positions of the new tokens
+        if hook is not None and hook.rotate is not None:
             q, k = hook.rotate(q, pos), hook.rotate(k, pos)
         if cache is not None:
             if not causal:
@@ -207,7 +199,7 @@ class MultiHeadAttention(nn.Module):
             k, v = cache.append(k, v)  # (B, nkv, S, hs), S = cached + T
         bias = None
         if hook is not None and hook.bias is not None:
-            bias = hook.bias(torch.arange(offset, offset + T, device=q.device), torch.arange(k.size(2), device=q.device))
+            bias = hook.bias(pos, torch.arange(k.size(2), device=q.device))  # keys at 0 ... S - 1
         if self.num_kv_heads != self.num_heads:  # each key/value head serves n_rep query heads
             n_rep = self.num_heads // self.num_kv_heads
             k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # (B, nh, S, hs)
