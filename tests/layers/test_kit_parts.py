@@ -48,7 +48,7 @@ def test_make_norm_and_errors() -> None:
         make_norm("batchnorm", 4)
     with pytest.raises(ValueError, match=r"expects last dimension 4, got shape \(2, 3\)"):
         LayerNorm(4)(torch.randn(2, 3))
-    with pytest.raises(ValueError, match="positive integer dim, got 0"):
+    with pytest.raises(ValueError, match="RMSNorm dim must be a positive integer, got 0"):
         RMSNorm(0)
 
 
@@ -83,5 +83,5 @@ def test_swiglu_matches_its_formula() -> None:
 def test_feedforward_errors() -> None:
     with pytest.raises(ValueError, match="unknown activation 'tanh'"):
         MLP(4, 8, activation="tanh")
-    with pytest.raises(ValueError, match="hidden_dim=0"):
+    with pytest.raises(ValueError, match="feed-forward hidden_dim must be a positive integer, got 0"):
         SwiGLU(4, 0)

@@ -7,28 +7,12 @@ namespace, because its ``Linear`` and ``BatchNorm1d`` are deliberately not ``nn.
 
 from . import mini_nn
 from .activations import log_softmax, softmax
-from .attention import (
-    ATTEND,
-    KVCache,
-    MultiHeadAttention,
-    PositionHook,
-    attend_sdpa,
-    attend_written,
-    causal_mask,
-    merge_heads,
-    multi_head_attention,
-    multi_head_attention_loop,
-    offset_causal_mask,
-    repeat_kv,
-    scaled_dot_product_attention,
-    split_heads,
-    start_kv_caches,
-    stop_kv_caches,
-)
+from . import attention
+from .attention import *  # noqa: F403 - its __all__, listed once, in attention/__init__.py
 from .conv import Conv2d, conv2d_loops, conv2d_unfold, conv_output_size, sliding_windows, unfold2d
 from .dropout import Dropout, dropout
-from .losses import cross_entropy
 from .feedforward import ACTIVATIONS, MLP, SwiGLU
+from .losses import cross_entropy
 from .norms import NORMS, BatchNorm1d, BatchNorm2d, FusedLayerNorm, FusedRMSNorm, LayerNorm, RMSNorm, batch_norm, make_norm
 from .pooling import AvgPool2d, MaxPool2d, avg_pool2d, max_pool2d
 from .positional import (
@@ -93,23 +77,8 @@ __all__ = [
     "RNN",
     "LSTM",
     "GRU",
-    # attention
-    "causal_mask",
-    "scaled_dot_product_attention",
-    "split_heads",
-    "merge_heads",
-    "multi_head_attention_loop",
-    "multi_head_attention",
-    "offset_causal_mask",
-    "KVCache",
-    "PositionHook",
-    "repeat_kv",
-    "attend_written",
-    "attend_sdpa",
-    "ATTEND",
-    "MultiHeadAttention",
-    "start_kv_caches",
-    "stop_kv_caches",
+    # attention: everything dlscratch.layers.attention exports
+    *attention.__all__,
     # positions
     "sinusoidal_frequencies",
     "sinusoidal_encoding",

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import check_positive_int
 from .dropout import Dropout
 
 __all__ = ["ACTIVATIONS", "MLP", "SwiGLU"]
@@ -23,9 +24,8 @@ ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu}  # exact (erf) GE
 
 
 def _check_sizes(dim: int, hidden_dim: int) -> None:
-    for name, value in (("dim", dim), ("hidden_dim", hidden_dim)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"feed-forward {name} must be a positive integer, got {name}={value!r}")
+    check_positive_int("feed-forward dim", dim)
+    check_positive_int("feed-forward hidden_dim", hidden_dim)
 
 
 class MLP(nn.Module):

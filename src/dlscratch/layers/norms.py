@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import check_positive_int
+
 __all__ = [
     "batch_norm", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "FusedLayerNorm", "RMSNorm", "FusedRMSNorm", "NORMS", "make_norm",
 ]
@@ -169,11 +171,6 @@ class BatchNorm2d(_BatchNorm):
     _ranks = (4,)
 
 
-def _check_dim(name: str, dim: int) -> None:
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"{name} needs a positive integer dim, got {dim!r}")
-
-
 def _check_last_dim(layer: nn.Module, x: torch.Tensor) -> None:
     if x.size(-1) != layer.dim:
         raise ValueError(f"{type(layer).__name__}({layer.dim}) expects last dimension {layer.dim}, got shape {tuple(x.shape)}")
@@ -201,7 +198,7 @@ class LayerNorm(nn.Module):
 
     def __init__(self, dim: int, eps: float = 1e-5, bias: bool = True) -> None:
         super().__init__()
-        _check_dim(type(self).__name__, dim)
+        check_positive_int(f"{type(self).__name__} dim", dim)
         self.dim, self.eps = dim, eps  # C, epsilon
         self.weight = nn.Parameter(torch.ones(dim))  # gamma
         self.bias = nn.Parameter(torch.zeros(dim)) if bias else None  # beta
@@ -247,7 +244,7 @@ class RMSNorm(nn.Module):
 
     def __init__(self, dim: int, eps: float = 1e-6) -> None:
         super().__init__()
-        _check_dim(type(self).__name__, dim)
+        check_positive_int(f"{type(self).__name__} dim", dim)
         self.dim, self.eps = dim, eps  # C, epsilon
         self.weight = nn.Parameter(torch.ones(dim))  # gamma
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers.attention.modules import MultiHeadAttention
+from ..layers.checks import check_positive_int
 from ..layers.dropout import dropout
 from ..layers.feedforward import MLP
 from ..layers.norms import make_norm
@@ -69,9 +70,7 @@ class GPTConfig:
 
 def _check_config(c: GPTConfig) -> None:
     for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-        value = getattr(c, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {name}={value!r}")
+        check_positive_int(name, getattr(c, name))
     if c.n_embd % c.n_head != 0:
         raise ValueError(f"n_embd={c.n_embd} must be divisible by n_head={c.n_head} (n_embd % n_head = {c.n_embd % c.n_head})")
     if not 0.0 <= c.dropout < 1.0:
