@@ -3,6 +3,7 @@ r"""The exercise registry and the :func:`check` entry point."""
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -12,8 +13,10 @@ Checker = Callable[[Any], None]
 
 EXERCISES: dict[str, Checker] = {}  # exercise name -> checker raising AssertionError on a wrong answer
 
-# topic modules that register checkers; imported lazily on the first check()
-_TOPICS = ("foundations", "autograd", "attention", "bigram", "optimizers", "cnn", "attention_modules", "positional", "tokenization", "deepnets", "regularization", "recurrent", "mlp_lm", "wavenet", "transformer", "gpt")
+# topic modules that register checkers, imported lazily on the first check(): every module of this
+# package but these (None: discover them; a test may set a tuple of names instead)
+_NOT_TOPICS = frozenset({"core", "answers"})
+_TOPICS: tuple[str, ...] | None = None
 
 
 class NotAttempted(Exception):
@@ -36,8 +39,15 @@ def exercise(name: str) -> Callable[[Checker], Checker]:
     return register
 
 
+def _topics() -> tuple[str, ...]:
+    if _TOPICS is not None:
+        return _TOPICS
+    package = importlib.import_module(__package__)
+    return tuple(sorted(m.name for m in pkgutil.iter_modules(package.__path__) if m.name not in _NOT_TOPICS))
+
+
 def _load_topics() -> None:
-    for topic in _TOPICS:
+    for topic in _topics():
         importlib.import_module(f"{__package__}.{topic}")
 
 
