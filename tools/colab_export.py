@@ -196,6 +196,9 @@ class Converter:
             quoted = [f"> **{self._roles(title)}.**" if title else ">", ">"]
             quoted += [f"> {x}" if x.strip() else ">" for x in inner]
             return quoted
+        if name == "dropdown":  # sphinx-design's collapsed block (worked solutions): HTML <details> in Jupyter
+            inner = self._block(body)
+            return [f"<details><summary>{self._roles(arg.strip()) or 'Show'}</summary>", "", *inner, "", "</details>"]
         if name == "bibliography":
             return []
         if name == "code-block" or name == "code":

@@ -83,3 +83,9 @@ def test_unknown_constructs_fail_loudly(tmp_path: Path) -> None:
         _convert("{cite}`nokey`", tmp_path)
     with pytest.raises(ExportError, match="unclosed"):
         _convert("```{note}\nnever closed", tmp_path)
+
+
+def test_dropdown_becomes_details(tmp_path: Path) -> None:
+    out = _convert("```{dropdown} Solution\nUse $x^2$, as in {cite}`vaswani2017attention`.\n```", tmp_path)
+    assert out.startswith("<details><summary>Solution</summary>")
+    assert "Use $x^2$, as in (Vaswani et al., 2017)." in out and out.rstrip().endswith("</details>")
