@@ -12,6 +12,7 @@ Introduced in chapter 19, *MQA, GQA and sliding-window attention*.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -63,6 +64,7 @@ def peak_memory_bytes(fn: Callable[[], object], device: torch.device | None = No
         peak = torch.cuda.max_memory_allocated(device) - before
         del out
         return int(peak)
+    os.environ.setdefault("KINETO_LOG_LEVEL", "99")  # silence the profiler's start/stop lines on stderr
     from torch.profiler import ProfilerActivity, profile
     from torch.profiler._memory_profiler import Action
 
