@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from dlscratch.layers import kv_cache_bytes
+from dlscratch.models.fused_decoder import FusedDecoder
 from dlscratch.models.gpt import GPT, GPTConfig, pool_kv_heads
 from dlscratch.models.generation import generate
 from dlscratch.models.sampling import sample_logits
@@ -87,3 +88,16 @@ def test_pool_kv_heads() -> None:
     torch.testing.assert_close(pool_kv_heads(pool_kv_heads(m, 2), 1)(x)[0], pool_kv_heads(m, 1)(x)[0])
     with pytest.raises(ValueError, match=r"4 key/value heads cannot be pooled into n_kv_head=3"):
         pool_kv_heads(m, 3)
+
+
+def test_fused_decoder_with_rolling_caches_equals_one_full_pass() -> None:
+    torch.manual_seed(1)
+    m = GPT(small(n_kv_head=2, window=4)).double().eval()
+    x = torch.randint(0, 11, (2, 24))
+    with torch.inference_mode():
+        full = m(x)[0]
+        f = FusedDecoder(m)
+        f.start_cache(2, rolling=True)
+        steps = torch.cat([f(x[:, :6])[0]] + [f(x[:, t : t + 1])[0] for t in range(6, 24)], 1)
+        f.stop_cache()
+    torch.testing.assert_close(steps, full, atol=1e-12, rtol=1e-10)
