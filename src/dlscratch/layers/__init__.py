@@ -7,6 +7,7 @@ namespace, because its ``Linear`` and ``BatchNorm1d`` are deliberately not ``nn.
 
 from . import mini_nn
 from .activations import gelu, log_softmax, softmax
+from .alibi import ALiBi, alibi_bias, alibi_slopes
 from . import attention
 from .attention import *  # noqa: F403 - its __all__, listed once, in attention/__init__.py
 from .conv import Conv2d, conv2d_loops, conv2d_unfold, conv_output_size, sliding_windows, unfold2d
@@ -21,6 +22,7 @@ from .positional import (
     sinusoidal_encoding,
     sinusoidal_frequencies,
 )
+from .rope import RoPE, apply_rope, apply_rope_complex, apply_rope_interleaved, rope_angles, rope_permutation, rotate_half
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, gru_cell, lstm_cell, rnn_cell
 from .transformer import (
     Block,
@@ -86,6 +88,16 @@ __all__ = [
     "sinusoidal_encoding",
     "SinusoidalPositionalEncoding",
     "LearnedPositionalEmbedding",
+    "rope_angles",
+    "rotate_half",
+    "apply_rope",
+    "apply_rope_interleaved",
+    "apply_rope_complex",
+    "rope_permutation",
+    "RoPE",
+    "alibi_slopes",
+    "alibi_bias",
+    "ALiBi",
     # Transformer blocks
     "residual",
     "Block",
