@@ -11,6 +11,7 @@ from .functional import (
 from .attend import ATTEND, PositionHook, attend_sdpa, attend_written, repeat_kv
 from .kv_cache import KVCache, offset_causal_mask
 from .modules import MultiHeadAttention, start_kv_caches, stop_kv_caches
+from .qk_norm import QKNormAttention
 
 __all__ = [
     "causal_mask",
@@ -29,4 +30,5 @@ __all__ = [
     "MultiHeadAttention",
     "start_kv_caches",
     "stop_kv_caches",
+    "QKNormAttention",
 ]
