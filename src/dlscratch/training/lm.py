@@ -209,6 +209,20 @@ class LMTrainConfig:
         return cls(batch_size=32, steps=1400, lr=1.2e-2, warmup_steps=50, min_lr_ratio=0.02)
 
     @classmethod
+    def llama_cpu(cls) -> LMTrainConfig:
+        r"""Chapter 21's CPU recipe (with :meth:`LlamaConfig.cpu <dlscratch.models.llama.LlamaConfig.cpu>`): about a minute on 2 cores.
+
+        Batch 32 windows, 1400 steps, peak learning rate :math:`1.2 \times 10^{-2}` after 50
+        warm-up steps, cosine decay to 2 % of it.
+        """
+        return cls(batch_size=32, steps=1400, lr=1.2e-2, warmup_steps=50, min_lr_ratio=0.02)
+
+    @classmethod
+    def llama_gpu(cls) -> LMTrainConfig:
+        r"""Chapter 21's GPU recipe: nanoGPT's ``shakespeare_char`` optimisation (:meth:`gpu`) for the LLaMA of that size."""
+        return cls.gpu()
+
+    @classmethod
     def reference_cpu(cls) -> LMTrainConfig:
         r"""nanoGPT's README CPU recipe: batch 12, 2000 steps, lr 1e-3 to 1e-4, 100 warm-up steps."""
         return cls(batch_size=12, steps=2000, lr=1e-3, warmup_steps=100, min_lr_ratio=0.1)
