@@ -1,0 +1,138 @@
+"""Benchmark: GPT to LLaMA one change at a time, and after LLaMA, at equal wall-clock on TinyShakespeare.
+
+Prints; asserts nothing. Usage::
+
+    python bench/llama_cpu.py                      # every run, 60 s of training each
+    python bench/llama_cpu.py --seconds 30 --only "LLaMA preset" "+ QK-norm"
+
+In one process, each run trains for the same wall-clock budget (``--seconds``): chapter 17's GPT
+preset (its own model and recipe), chapter 21's LLaMA preset, the ladder
+GPT -> +RMSNorm -> +RoPE -> +SwiGLU -> +GQA -> no biases -> untied head
+(:func:`dlscratch.models.llama.ladder` at the LLaMA preset's sizes and recipe; the last rung is
+the LLaMA preset's architecture), and the 2024-25 speedrun changes on top of the LLaMA preset:
+QK-norm, a squared-ReLU MLP (4C wide), and the Muon optimizer on the matrices (when
+``dlscratch.optimizers.muon`` exists). Each run first times 21 steps of a throwaway copy, after 6
+untimed warm-up steps, to turn the budget into a step count (the cosine schedule needs its end).
+Reported: parameters, steps, training seconds (validation excluded), tokens/s, GFLOP/s with
+
+    6 * N + 12 * n_layer * n_embd * block_size   FLOPs per training token
+
+(N: the parameters that do matrix products: without a position table, and without the token
+table when the head is untied, since a lookup costs nothing), and the validation loss on the
+*whole* validation split (:func:`dlscratch.training.lm.evaluate_sequence_nll`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import os
+from dataclasses import replace
+
+import torch
+
+from dlscratch.data import load_shakespeare
+from dlscratch.models.gpt import GPT, GPTConfig
+from dlscratch.models.llama import LLaMA, LlamaConfig, ladder
+from dlscratch.training.lm import LMTrainConfig, evaluate_sequence_nll, make_optimizer, split_text, train_sequence_lm
+from dlscratch.utils import seed_everything
+
+
+def flops_per_token(model: torch.nn.Module) -> int:
+    c = model.config
+    n = sum(p.numel() for p in model.parameters())
+    if getattr(model, "wpe", None) is not None:
+        n -= model.wpe.weight.numel()
+    if model.lm_head.weight is not model.wte.weight:
+        n -= model.wte.weight.numel()
+    return 6 * n + 12 * c.n_layer * c.n_embd * c.block_size
+
+
+def muon_optimizer(model: torch.nn.Module, cfg: LMTrainConfig, lr: float) -> torch.optim.Optimizer | None:
+    r"""Muon on the blocks' matrices, AdamW on the rest (embeddings, head, gains), as the speedruns do; None without Muon."""
+    if importlib.util.find_spec("dlscratch.optimizers.muon") is None:
+        return None
+    from dlscratch.optimizers.muon import Muon
+
+    matrices = [p for n, p in model.named_parameters() if p.dim() == 2 and n.startswith("blocks.")]
+    ids = {id(p) for p in matrices}
+    rest = replace(cfg)
+
+    class Both(torch.optim.Optimizer):  # one optimizer object for the training loop: Muon and AdamW stepped together
+        def __init__(self) -> None:
+            self.muon = Muon(matrices, lr=lr, momentum=0.95, weight_decay=cfg.weight_decay)
+            others = torch.nn.Module()
+            others.params = torch.nn.ParameterList([p for p in model.parameters() if id(p) not in ids])
+            self.adamw = make_optimizer(others, rest)
+            super().__init__([*self.muon.param_groups, *self.adamw.param_groups], {})
+            self.param_groups = [*self.muon.param_groups, *self.adamw.param_groups]
+
+        def step(self, closure=None):  # noqa: ANN001, ANN201
+            self.muon.step()
+            self.adamw.step()
+
+        def zero_grad(self, set_to_none: bool = True) -> None:
+            self.muon.zero_grad(set_to_none)
+            self.adamw.zero_grad(set_to_none)
+
+    return Both()
+
+
+def runs() -> dict[str, tuple]:
+    r"""name -> (model factory, training config, optimizer factory or None)."""
+    V = 65
+    gpt_cfg, llama_cfg = replace(GPTConfig.cpu(V), kernels="fused"), replace(LlamaConfig.cpu(V), kernels="fused")
+    out: dict[str, tuple] = {"GPT, chapter 17 preset": (lambda: GPT(gpt_cfg), LMTrainConfig.cpu(), None)}
+    out["LLaMA preset"] = (lambda: LLaMA(llama_cfg), LMTrainConfig.llama_cpu(), None)
+    for name, cfg in ladder(llama_cfg).items():
+        out[f"ladder: {name}"] = (lambda cfg=cfg: LLaMA(cfg), LMTrainConfig.llama_cpu(), None)
+    out["+ QK-norm"] = (lambda: LLaMA(replace(llama_cfg, qk_norm=True)), LMTrainConfig.llama_cpu(), None)
+    out["+ ReLU² MLP (4C)"] = (lambda: LLaMA(replace(llama_cfg, mlp="relu2", ffn_hidden=4 * llama_cfg.n_embd)), LMTrainConfig.llama_cpu(), None)
+    out["+ Muon (matrices)"] = (lambda: LLaMA(llama_cfg), LMTrainConfig.llama_cpu(), lambda m, c: muon_optimizer(m, c, lr=0.02))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="training wall-clock budget of each run")
+    parser.add_argument("--only", nargs="*", default=None, help="run only these names")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault("DLSCRATCH_BOOK_BUILD", "1")  # no progress bar: it would cost time
+    torch.set_num_threads(args.threads)
+    split = split_text(load_shakespeare())
+    print(f"torch {torch.__version__}, {args.threads} threads, load average {os.getloadavg()[0]:.2f}, {args.seconds:g} s per run")
+    rows = []
+    for name, (make, tcfg, make_opt) in runs().items():
+        if args.only and name not in args.only:
+            continue
+        seed_everything(args.seed)
+        model = make()
+        opt_fn = (lambda m, c: make_optimizer(m, c)) if make_opt is None else make_opt
+        if opt_fn(model, tcfg) is None:
+            print(f"{name}: skipped (dlscratch.optimizers.muon is not there)")
+            continue
+        probe = copy.deepcopy(model)
+        short = replace(tcfg, steps=6, warmup_steps=1)
+        train_sequence_lm(probe, split.train, short, optimizer=opt_fn(probe, short))
+        timed = train_sequence_lm(probe, split.train, replace(short, steps=21), optimizer=opt_fn(probe, short))
+        steps = max(tcfg.warmup_steps + 1, int(args.seconds / (timed.train_seconds / 21)))
+        tcfg = replace(tcfg, steps=steps)
+        hist = train_sequence_lm(model, split.train, tcfg, optimizer=opt_fn(model, tcfg))
+        val = evaluate_sequence_nll(model, split.val, model.config.block_size)
+        tok_s = hist.tokens / hist.train_seconds
+        n_params = sum(p.numel() for p in model.parameters())
+        rows.append((name, n_params, steps, hist.train_seconds, tok_s, tok_s * flops_per_token(model) / 1e9, val))
+        print(f"{name}: val {val:.4f} in {hist.train_seconds:.1f} s ({steps} steps)", flush=True)
+    print()
+    print(f"| run | parameters | steps | train s | tokens/s | GFLOP/s | val loss |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, n, steps, secs, tok_s, gflops, val in rows:
+        print(f"| {name} | {n:,} | {steps} | {secs:.1f} | {tok_s:,.0f} | {gflops:.1f} | {val:.4f} |")
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
