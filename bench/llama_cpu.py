@@ -10,8 +10,8 @@ preset (its own model and recipe), chapter 21's LLaMA preset, the ladder
 GPT -> +RMSNorm -> +RoPE -> +SwiGLU -> +GQA -> no biases -> untied head
 (:func:`dlscratch.models.llama.ladder` at the LLaMA preset's sizes and recipe; the last rung is
 the LLaMA preset's architecture), and the 2024-25 speedrun changes on top of the LLaMA preset:
-QK-norm, a squared-ReLU MLP (4C wide), and the Muon optimizer on the matrices (when
-``dlscratch.optimizers.muon`` exists). Each run first times 21 steps of a throwaway copy, after 6
+QK-norm, a squared-ReLU MLP (4C wide), the Muon optimizer on the hidden matrices
+(``LMTrainConfig(optimizer="muon")``), and the three together. Each run first times 21 steps of a throwaway copy, after 6
 untimed warm-up steps, to turn the budget into a step count (the cosine schedule needs its end).
 Reported: parameters, steps, training seconds (validation excluded), tokens/s, GFLOP/s with
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import os
 from dataclasses import replace
 
@@ -35,7 +34,7 @@ import torch
 from dlscratch.data import load_shakespeare
 from dlscratch.models.gpt import GPT, GPTConfig
 from dlscratch.models.llama import LLaMA, LlamaConfig, ladder
-from dlscratch.training.lm import LMTrainConfig, evaluate_sequence_nll, make_optimizer, split_text, train_sequence_lm
+from dlscratch.training.lm import LMTrainConfig, evaluate_sequence_nll, split_text, train_sequence_lm
 from dlscratch.utils import seed_everything
 
 
@@ -49,47 +48,19 @@ def flops_per_token(model: torch.nn.Module) -> int:
     return 6 * n + 12 * c.n_layer * c.n_embd * c.block_size
 
 
-def muon_optimizer(model: torch.nn.Module, cfg: LMTrainConfig, lr: float) -> torch.optim.Optimizer | None:
-    r"""Muon on the blocks' matrices, AdamW on the rest (embeddings, head, gains), as the speedruns do; None without Muon."""
-    if importlib.util.find_spec("dlscratch.optimizers.muon") is None:
-        return None
-    from dlscratch.optimizers.muon import Muon
-
-    matrices = [p for n, p in model.named_parameters() if p.dim() == 2 and n.startswith("blocks.")]
-    ids = {id(p) for p in matrices}
-    rest = replace(cfg)
-
-    class Both(torch.optim.Optimizer):  # one optimizer object for the training loop: Muon and AdamW stepped together
-        def __init__(self) -> None:
-            self.muon = Muon(matrices, lr=lr, momentum=0.95, weight_decay=cfg.weight_decay)
-            others = torch.nn.Module()
-            others.params = torch.nn.ParameterList([p for p in model.parameters() if id(p) not in ids])
-            self.adamw = make_optimizer(others, rest)
-            super().__init__([*self.muon.param_groups, *self.adamw.param_groups], {})
-            self.param_groups = [*self.muon.param_groups, *self.adamw.param_groups]
-
-        def step(self, closure=None):  # noqa: ANN001, ANN201
-            self.muon.step()
-            self.adamw.step()
-
-        def zero_grad(self, set_to_none: bool = True) -> None:
-            self.muon.zero_grad(set_to_none)
-            self.adamw.zero_grad(set_to_none)
-
-    return Both()
-
-
 def runs() -> dict[str, tuple]:
-    r"""name -> (model factory, training config, optimizer factory or None)."""
+    r"""name -> (model factory, training config)."""
     V = 65
     gpt_cfg, llama_cfg = replace(GPTConfig.cpu(V), kernels="fused"), replace(LlamaConfig.cpu(V), kernels="fused")
-    out: dict[str, tuple] = {"GPT, chapter 17 preset": (lambda: GPT(gpt_cfg), LMTrainConfig.cpu(), None)}
-    out["LLaMA preset"] = (lambda: LLaMA(llama_cfg), LMTrainConfig.llama_cpu(), None)
+    out: dict[str, tuple] = {"GPT, chapter 17 preset": (lambda: GPT(gpt_cfg), LMTrainConfig.cpu())}
+    out["LLaMA preset"] = (lambda: LLaMA(llama_cfg), LMTrainConfig.llama_cpu())
     for name, cfg in ladder(llama_cfg).items():
-        out[f"ladder: {name}"] = (lambda cfg=cfg: LLaMA(cfg), LMTrainConfig.llama_cpu(), None)
-    out["+ QK-norm"] = (lambda: LLaMA(replace(llama_cfg, qk_norm=True)), LMTrainConfig.llama_cpu(), None)
-    out["+ ReLU² MLP (4C)"] = (lambda: LLaMA(replace(llama_cfg, mlp="relu2", ffn_hidden=4 * llama_cfg.n_embd)), LMTrainConfig.llama_cpu(), None)
-    out["+ Muon (matrices)"] = (lambda: LLaMA(llama_cfg), LMTrainConfig.llama_cpu(), lambda m, c: muon_optimizer(m, c, lr=0.02))
+        out[f"ladder: {name}"] = (lambda cfg=cfg: LLaMA(cfg), LMTrainConfig.llama_cpu())
+    out["+ QK-norm"] = (lambda: LLaMA(replace(llama_cfg, qk_norm=True)), LMTrainConfig.llama_cpu())
+    out["+ ReLU² MLP (4C)"] = (lambda: LLaMA(replace(llama_cfg, mlp="relu2", ffn_hidden=4 * llama_cfg.n_embd)), LMTrainConfig.llama_cpu())
+    muon = replace(LMTrainConfig.llama_cpu(), optimizer="muon")
+    out["+ Muon (hidden matrices; AdamW on the rest)"] = (lambda: LLaMA(llama_cfg), muon)
+    out["+ Muon + QK-norm + ReLU²"] = (lambda: LLaMA(replace(llama_cfg, qk_norm=True, mlp="relu2", ffn_hidden=4 * llama_cfg.n_embd)), muon)
     return out
 
 
@@ -105,29 +76,25 @@ def main() -> None:
     split = split_text(load_shakespeare())
     print(f"torch {torch.__version__}, {args.threads} threads, load average {os.getloadavg()[0]:.2f}, {args.seconds:g} s per run")
     rows = []
-    for name, (make, tcfg, make_opt) in runs().items():
+    for name, (make, tcfg) in runs().items():
         if args.only and name not in args.only:
             continue
         seed_everything(args.seed)
         model = make()
-        opt_fn = (lambda m, c: make_optimizer(m, c)) if make_opt is None else make_opt
-        if opt_fn(model, tcfg) is None:
-            print(f"{name}: skipped (dlscratch.optimizers.muon is not there)")
-            continue
         probe = copy.deepcopy(model)
         short = replace(tcfg, steps=6, warmup_steps=1)
-        train_sequence_lm(probe, split.train, short, optimizer=opt_fn(probe, short))
-        timed = train_sequence_lm(probe, split.train, replace(short, steps=21), optimizer=opt_fn(probe, short))
+        train_sequence_lm(probe, split.train, short)  # warm-up: first steps are slow
+        timed = train_sequence_lm(probe, split.train, replace(short, steps=21))
         steps = max(tcfg.warmup_steps + 1, int(args.seconds / (timed.train_seconds / 21)))
         tcfg = replace(tcfg, steps=steps)
-        hist = train_sequence_lm(model, split.train, tcfg, optimizer=opt_fn(model, tcfg))
+        hist = train_sequence_lm(model, split.train, tcfg)
         val = evaluate_sequence_nll(model, split.val, model.config.block_size)
         tok_s = hist.tokens / hist.train_seconds
         n_params = sum(p.numel() for p in model.parameters())
         rows.append((name, n_params, steps, hist.train_seconds, tok_s, tok_s * flops_per_token(model) / 1e9, val))
         print(f"{name}: val {val:.4f} in {hist.train_seconds:.1f} s ({steps} steps)", flush=True)
     print()
-    print(f"| run | parameters | steps | train s | tokens/s | GFLOP/s | val loss |")
+    print("| run | parameters | steps | train s | tokens/s | GFLOP/s | val loss |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, n, steps, secs, tok_s, gflops, val in rows:
         print(f"| {name} | {n:,} | {steps} | {secs:.1f} | {tok_s:,.0f} | {gflops:.1f} | {val:.4f} |")
