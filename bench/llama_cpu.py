@@ -11,8 +11,9 @@ GPT -> +RMSNorm -> +RoPE -> +SwiGLU -> +GQA -> no biases -> untied head
 (:func:`dlscratch.models.llama.ladder` at the LLaMA preset's sizes and recipe; the last rung is
 the LLaMA preset's architecture), and the 2024-25 speedrun changes on top of the LLaMA preset:
 QK-norm, a squared-ReLU MLP (4C wide), the Muon optimizer on the hidden matrices
-(``LMTrainConfig(optimizer="muon")``), and the three together. Each run first times 21 steps of a throwaway copy, after 6
-untimed warm-up steps, to turn the budget into a step count (the cosine schedule needs its end).
+(``LMTrainConfig(optimizer="muon")``), and the three together. Each run first times 21 steps of
+a throwaway copy, after 6 untimed warm-up steps (:func:`dlscratch.training.lm.steps_for_seconds`),
+to turn the budget into a step count (the cosine schedule needs its end).
 Reported: parameters, steps, training seconds (validation excluded), tokens/s, GFLOP/s with
 
     6 * N + 12 * n_layer * n_embd * block_size   FLOPs per training token
@@ -25,7 +26,6 @@ table when the head is untied, since a lookup costs nothing), and the validation
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 from dataclasses import replace
 
@@ -34,7 +34,7 @@ import torch
 from dlscratch.data import load_shakespeare
 from dlscratch.models.gpt import GPT, GPTConfig
 from dlscratch.models.llama import LLaMA, LlamaConfig, ladder
-from dlscratch.training.lm import LMTrainConfig, evaluate_sequence_nll, split_text, train_sequence_lm
+from dlscratch.training.lm import LMTrainConfig, evaluate_sequence_nll, split_text, steps_for_seconds, train_sequence_lm
 from dlscratch.utils import seed_everything
 
 
@@ -81,11 +81,7 @@ def main() -> None:
             continue
         seed_everything(args.seed)
         model = make()
-        probe = copy.deepcopy(model)
-        short = replace(tcfg, steps=6, warmup_steps=1)
-        train_sequence_lm(probe, split.train, short)  # warm-up: first steps are slow
-        timed = train_sequence_lm(probe, split.train, replace(short, steps=21))
-        steps = max(tcfg.warmup_steps + 1, int(args.seconds / (timed.train_seconds / 21)))
+        steps = steps_for_seconds(model, split.train, tcfg, args.seconds)
         tcfg = replace(tcfg, steps=steps)
         hist = train_sequence_lm(model, split.train, tcfg)
         val = evaluate_sequence_nll(model, split.val, model.config.block_size)

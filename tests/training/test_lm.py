@@ -223,3 +223,13 @@ def test_muon_optimizer_chain_equals_muon_and_adamw_stepped_by_hand() -> None:
         fresh.load_state_dict({"optimizers": [state["optimizers"][0]]})
     with pytest.raises(ValueError, match="optimizer must be 'adamw' or 'muon', got optimizer='sgd'"):
         LMTrainConfig(optimizer="sgd")
+
+
+def test_steps_for_seconds_scales_with_the_budget() -> None:
+    from dlscratch.training.lm import steps_for_seconds
+
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    tokens = torch.randint(0, 11, (500,))
+    cfg = LMTrainConfig(batch_size=2, steps=10, warmup_steps=2)
+    assert steps_for_seconds(model, tokens, cfg, 0.0) == 3  # never fewer than warm-up + 1
+    assert steps_for_seconds(model, tokens, cfg, 1000.0) > 1000  # a tiny model steps in well under a second

@@ -13,7 +13,7 @@ Introduced in chapter 17, *GPT*.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -36,6 +36,7 @@ __all__ = [
     "make_optimizer",
     "LMHistory",
     "train_sequence_lm",
+    "steps_for_seconds",
 ]
 
 
@@ -386,3 +387,19 @@ def train_sequence_lm(
     hist.train_seconds += state.train_seconds
     hist.tokens += len(state.losses) * cfg.batch_size * T
     return hist
+
+
+def steps_for_seconds(model: torch.nn.Module, train_tokens: torch.Tensor, cfg: LMTrainConfig, seconds: float) -> int:
+    r"""How many steps of ``cfg`` fit in ``seconds`` of training ``model``: the budget of an equal-time comparison.
+
+    Trains a throwaway copy for 6 untimed warm-up steps, then times 21 steps (same batch size,
+    optimizer and kernels), and divides. The cosine schedule needs to know where it ends, so an
+    equal-time run is an equal-step run at each model's own speed. At least ``warmup_steps + 1``.
+    """
+    import copy
+
+    probe = copy.deepcopy(model)
+    short = replace(cfg, steps=6, warmup_steps=1)
+    train_sequence_lm(probe, train_tokens, short)  # the first steps are slow (allocations, caches)
+    timed = train_sequence_lm(probe, train_tokens, replace(short, steps=21))
+    return max(cfg.warmup_steps + 1, int(seconds / (timed.train_seconds / 21)))
