@@ -138,9 +138,10 @@ def test_export_loads_in_transformers_and_greedy_tokens_agree(tmp_path: Path) ->
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
     hf = transformers.LlamaForCausalLM.from_pretrained(folder, local_files_only=True).eval()
     assert hf.config.num_key_value_heads == 2 and hf.config.rope_parameters["rope_theta"] == 500.0
-    prompt = torch.randint(0, GQA.vocab_size, (1, 3))
+    prompt = torch.tensor([[3, 0, 5]])  # id 0 inside: HF must not take it for padding
     with torch.no_grad():
-        theirs = hf.generate(prompt, max_new_tokens=12, do_sample=False, pad_token_id=0)
+        theirs = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=12, do_sample=False,
+                             pad_token_id=GQA.vocab_size)
     mine = ours.generate(prompt, 12, temperature=0.0)
     assert torch.equal(mine, theirs)
 

@@ -201,9 +201,9 @@ def test_muon_optimizer_chain_equals_muon_and_adamw_stepped_by_hand() -> None:
     assert isinstance(chain, OptimizerChain) and isinstance(chain.optimizers[0], Muon)
     muon_b, rest_b = split_muon_params(b)
     assert len(chain.optimizers[0].param_groups[0]["params"]) == len(muon_b) == 7  # q, k, v, out, gate, up, down
-    by_hand = [Muon(muon_b, lr=0.05, weight_decay=0.1, momentum=0.95, nesterov=True),
+    by_hand = [Muon(muon_b, lr=0.05, weight_decay=0.1, momentum=0.95, nesterov=True, ns_dtype=None),
                torch.optim.AdamW([{"params": [p for p in rest_b if p.dim() >= 2], "weight_decay": 0.1},
-                                  {"params": [p for p in rest_b if p.dim() < 2], "weight_decay": 0.0}], lr=0.01, betas=(0.9, 0.99))]
+                                  {"params": [p for p in rest_b if p.dim() < 2], "weight_decay": 0.0}], lr=0.01, betas=(0.9, 0.99), fused=True)]
     x = torch.randint(0, 11, (4, 8))
     for _ in range(3):
         for m in (a, b):
