@@ -3,13 +3,14 @@
 Prints; asserts nothing. Usage::
 
     python bench/llama_cpu.py                      # every run, 60 s of training each
-    python bench/llama_cpu.py --seconds 30 --only "LLaMA preset" "+ QK-norm"
+    python bench/llama_cpu.py --seconds 30 --only "ladder: untied head (= LLaMA)" "+ QK-norm"
+    python bench/llama_cpu.py --part 1   # the first half of the runs (--part 2: the rest), for shorter sittings
 
 In one process, each run trains for the same wall-clock budget (``--seconds``): chapter 17's GPT
-preset (its own model and recipe), chapter 21's LLaMA preset, the ladder
+preset (its own model and recipe), the ladder
 GPT -> +RMSNorm -> +RoPE -> +SwiGLU -> +GQA -> no biases -> untied head
 (:func:`dlscratch.models.llama.ladder` at the LLaMA preset's sizes and recipe; the last rung is
-the LLaMA preset's architecture), and the 2024-25 speedrun changes on top of the LLaMA preset:
+chapter 21's LLaMA preset), and the 2024-25 speedrun changes on top of the LLaMA preset:
 QK-norm, a squared-ReLU MLP (4C wide), the Muon optimizer on the hidden matrices
 (``LMTrainConfig(optimizer="muon")``), and the three together. Each run first times 21 steps of
 a throwaway copy, after 6 untimed warm-up steps (:func:`dlscratch.training.lm.steps_for_seconds`),
@@ -53,7 +54,6 @@ def runs() -> dict[str, tuple]:
     V = 65
     gpt_cfg, llama_cfg = replace(GPTConfig.cpu(V), kernels="fused"), replace(LlamaConfig.cpu(V), kernels="fused")
     out: dict[str, tuple] = {"GPT, chapter 17 preset": (lambda: GPT(gpt_cfg), LMTrainConfig.cpu())}
-    out["LLaMA preset"] = (lambda: LLaMA(llama_cfg), LMTrainConfig.llama_cpu())
     for name, cfg in ladder(llama_cfg).items():
         out[f"ladder: {name}"] = (lambda cfg=cfg: LLaMA(cfg), LMTrainConfig.llama_cpu())
     out["+ QK-norm"] = (lambda: LLaMA(replace(llama_cfg, qk_norm=True)), LMTrainConfig.llama_cpu())
@@ -68,6 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="training wall-clock budget of each run")
     parser.add_argument("--only", nargs="*", default=None, help="run only these names")
+    parser.add_argument("--part", type=int, choices=(1, 2), default=None, help="only the first or the second half of the runs")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -76,8 +77,11 @@ def main() -> None:
     split = split_text(load_shakespeare())
     print(f"torch {torch.__version__}, {args.threads} threads, load average {os.getloadavg()[0]:.2f}, {args.seconds:g} s per run")
     rows = []
+    names = list(runs())
+    half = (len(names) + 1) // 2
+    chosen = names if args.part is None else names[:half] if args.part == 1 else names[half:]
     for name, (make, tcfg) in runs().items():
-        if args.only and name not in args.only:
+        if (args.only and name not in args.only) or name not in chosen:
             continue
         seed_everything(args.seed)
         model = make()

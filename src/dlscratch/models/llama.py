@@ -115,8 +115,7 @@ class LlamaConfig:
         r"""The chapter's CPU model: 1 block, 128 wide, 4 query and 2 key/value heads, SwiGLU 352 wide, context 64.
 
         As for chapter 17's GPT, a single block beats two at a budget of one CPU minute: a two-block
-        model takes about 1.7 times as long per step and ends behind after the same time
-        (chapter 21; the runs of the tuning sweep are in its notes).
+        model takes about 1.7 times as long per step and ends behind after the same time (chapter 21).
         """
         return cls(vocab_size=vocab_size, block_size=64, n_layer=1, n_head=4, n_kv_head=2, n_embd=128,
                    ffn_hidden=swiglu_hidden(128))
