@@ -2,7 +2,9 @@ r"""``python -m dlscratch <command> ...``: the book's command-line programs.
 
 Commands:
     gpt   train a character-level GPT on a text file and sample from it (chapter 17);
-          ``python -m dlscratch gpt --help``.
+          ``python -m dlscratch gpt --help``;
+    llama train a character-level LLaMA, sample from it and export it to Hugging Face's
+          format (chapter 21); ``python -m dlscratch llama --help``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMANDS = {"gpt": "dlscratch.cli.gpt"}  # command -> module with main(argv) -> int
+COMMANDS = {"gpt": "dlscratch.cli.gpt", "llama": "dlscratch.cli.llama"}  # command -> module with main(argv) -> int
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import dlscratch.cli.gpt as cli
+import dlscratch.cli.lm as shared  # the code behind both commands
 from dlscratch.models.gpt import GPT, GPTConfig
 from dlscratch.training.checkpoint import read_checkpoint, save_checkpoint
 from dlscratch.training.lm import LMTrainConfig, make_optimizer
@@ -47,17 +48,17 @@ def test_train_writes_a_checkpoint_and_resume_continues_exactly(data: Path, tmp_
     class Interrupt(Exception):
         pass
 
-    real_save = cli.save_checkpoint
+    real_save = shared.save_checkpoint
 
     def save_then_crash(path, **kw):
         real_save(path, **kw)
         if kw["step"] == 3 and Path(path).name == "ckpt.pt":
             raise Interrupt  # the run dies right after its first checkpoint
 
-    monkeypatch.setattr(cli, "save_checkpoint", save_then_crash)
+    monkeypatch.setattr(shared, "save_checkpoint", save_then_crash)
     with pytest.raises(Interrupt):
         train(data, tmp_path / "split")
-    monkeypatch.setattr(cli, "save_checkpoint", real_save)
+    monkeypatch.setattr(shared, "save_checkpoint", real_save)
     resumed = tmp_path / "split" / "ckpt.pt"
     assert torch.load(resumed, weights_only=True)["step"] == 3
     assert train(data, tmp_path / "split", "--resume") == 0

@@ -186,3 +186,50 @@ def test_resuming_continues_exactly() -> None:
     train_sequence_lm(half, tokens, cfg, optimizer=opt, generator=gen, start_step=6)
     for (n, a), b in zip(straight.state_dict().items(), half.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=lambda m, n=n: f"{n}: {m}")
+
+
+def test_muon_optimizer_chain_equals_muon_and_adamw_stepped_by_hand() -> None:
+    from dlscratch.models.llama import LLaMA, LlamaConfig
+    from dlscratch.optimizers.muon import Muon, split_muon_params
+    from dlscratch.training.lm import OptimizerChain
+
+    cfg = LlamaConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_kv_head=1, n_embd=8, ffn_hidden=16)
+    tcfg = LMTrainConfig(steps=5, warmup_steps=1, optimizer="muon", muon_lr=0.05, lr=0.01)
+    a, b = LLaMA(cfg), LLaMA(cfg)
+    b.load_state_dict(a.state_dict())
+    chain = make_optimizer(a, tcfg)
+    assert isinstance(chain, OptimizerChain) and isinstance(chain.optimizers[0], Muon)
+    muon_b, rest_b = split_muon_params(b)
+    assert len(chain.optimizers[0].param_groups[0]["params"]) == len(muon_b) == 7  # q, k, v, out, gate, up, down
+    by_hand = [Muon(muon_b, lr=0.05, weight_decay=0.1, momentum=0.95, nesterov=True, ns_dtype=None),
+               torch.optim.AdamW([{"params": [p for p in rest_b if p.dim() >= 2], "weight_decay": 0.1},
+                                  {"params": [p for p in rest_b if p.dim() < 2], "weight_decay": 0.0}], lr=0.01, betas=(0.9, 0.99), fused=True)]
+    x = torch.randint(0, 11, (4, 8))
+    for _ in range(3):
+        for m in (a, b):
+            m(x, x)[1].backward()
+        chain.step()
+        for opt in by_hand:
+            opt.step()
+        chain.zero_grad()
+        for opt in by_hand:
+            opt.zero_grad()
+    for (k, p), q in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7, msg=lambda m, k=k: f"{k}: {m}")
+    state = chain.state_dict()
+    fresh = make_optimizer(LLaMA(cfg), tcfg)
+    fresh.load_state_dict(state)
+    with pytest.raises(ValueError, match="expected the states of 2 optimizers, found 1"):
+        fresh.load_state_dict({"optimizers": [state["optimizers"][0]]})
+    with pytest.raises(ValueError, match="optimizer must be 'adamw' or 'muon', got optimizer='sgd'"):
+        LMTrainConfig(optimizer="sgd")
+
+
+def test_steps_for_seconds_scales_with_the_budget() -> None:
+    from dlscratch.training.lm import steps_for_seconds
+
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    tokens = torch.randint(0, 11, (500,))
+    cfg = LMTrainConfig(batch_size=2, steps=10, warmup_steps=2)
+    assert steps_for_seconds(model, tokens, cfg, 0.0) == 3  # never fewer than warm-up + 1
+    assert steps_for_seconds(model, tokens, cfg, 1000.0) > 1000  # a tiny model steps in well under a second

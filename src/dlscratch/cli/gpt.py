@@ -8,189 +8,38 @@ r"""``python -m dlscratch gpt train|sample``: train the chapter-17 GPT outside t
     python -m dlscratch gpt train --out out-gpt --resume --steps 3000   # ... for more steps
     python -m dlscratch gpt sample --ckpt out-gpt/best.pt --prompt "ROMEO:" --tokens 300 --seed 1
 
-``train`` splits the text 90/10 (characters as tokens), trains with AdamW, warm-up and cosine
-decay, validates on the whole validation split every ``--eval-every`` steps and then writes
-``OUT/ckpt.pt`` atomically (temporary file, then :func:`os.replace`), and ``OUT/best.pt`` when
-the validation loss is the lowest so far (what ``sample`` should read). A checkpoint
-(:mod:`dlscratch.training.checkpoint`) also holds the model configuration, the vocabulary and,
-as metadata, the training configuration and a hash of the data, so ``--resume`` refuses a
-checkpoint from another run with a :class:`ValueError` naming what differs, and ``sample`` needs
-nothing but the file. ``--resume --steps N`` with a larger ``N`` continues a finished run; the
-schedule then decays over the new total. Introduced in chapter 17, *GPT*.
+The command is :mod:`dlscratch.cli.lm`'s, shared with ``llama``: checkpoints, ``--resume`` and
+sampling are described there. Introduced in chapter 17, *GPT*.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import math
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, replace
-from pathlib import Path
-from typing import Any
 
-import torch
-
-from ..data import load_shakespeare
 from ..models.gpt import GPT, GPTConfig
-from ..tokenizers.char import CharTokenizer
-from ..training.checkpoint import checkpoint_config, load_checkpoint, read_checkpoint, save_checkpoint
-from ..training.lm import LMTrainConfig, make_optimizer, split_text, train_sequence_lm
-from ..utils import device as default_device
-from ..utils import progress_enabled, seed_everything
+from .lm import Family
+from .lm import build_parser as _build_parser
+from .lm import run
 
-__all__ = ["build_parser", "main"]
+__all__ = ["FAMILY", "build_parser", "main"]
 
-PRESETS = {"cpu": "cpu", "gpu": "gpu", "reference-cpu": "reference_cpu"}  # --preset -> classmethod
-MODEL_FLAGS = ("block_size", "n_layer", "n_head", "n_embd", "dropout")  # flags that override GPTConfig
-TRAIN_FLAGS = ("batch_size", "steps", "lr", "warmup_steps", "min_lr_ratio", "weight_decay", "grad_clip", "seed")
-
-
-def _differences(ckpt: dict[str, Any], meta: dict[str, Any], itos: list[str]) -> list[str]:
-    r"""What stops a resume from ``ckpt``: another vocabulary, data or training setting (``steps`` may change)."""
-    out = []
-    saved_itos = ckpt["tokenizer"]["itos"] if ckpt["tokenizer"] else []
-    if saved_itos != itos:
-        only_ckpt, only_now = sorted(set(saved_itos) - set(itos)), sorted(set(itos) - set(saved_itos))
-        out.append(
-            f"vocabulary: expected {len(itos)} characters, found {len(saved_itos)} "
-            f"(only in checkpoint {only_ckpt[:10]}, only now {only_now[:10]})"
-        )
-    saved = ckpt["meta"]
-    if saved.get("data_sha256") != meta["data_sha256"]:
-        out.append(f"data: expected sha256 {meta['data_sha256'][:12]}..., found {str(saved.get('data_sha256'))[:12]}...")
-    mine, theirs = meta["train"], saved.get("train", {})
-    for key in sorted(mine.keys() | theirs.keys()):
-        if key != "steps" and mine.get(key) != theirs.get(key):
-            out.append(f"train.{key}: expected {mine.get(key)!r}, found {theirs.get(key)!r}")
-    return out
-
-
-def _log(msg: str) -> None:
-    if progress_enabled():
-        from tqdm.auto import tqdm
-
-        tqdm.write(msg)
-    else:
-        print(msg, flush=True)
-
-
-def _train(args: argparse.Namespace) -> int:
-    text = load_shakespeare() if args.data is None else Path(args.data).read_text(encoding="utf-8")
-    split = split_text(text)
-    preset = PRESETS[args.preset]
-    model_cfg = getattr(GPTConfig, preset)(vocab_size=split.tokenizer.vocab_size)
-    model_cfg = replace(model_cfg, **{k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None})
-    model_cfg = replace(model_cfg, kernels=args.kernels)
-    train_cfg = getattr(LMTrainConfig, preset)()
-    train_cfg = replace(train_cfg, **{k: getattr(args, k) for k in TRAIN_FLAGS + ("bf16",) if getattr(args, k) is not None})
-    meta = {"train": asdict(train_cfg), "data_sha256": hashlib.sha256(text.encode()).hexdigest(), "best_val": math.inf}
-    dev = torch.device(args.device) if args.device else default_device()
-    out = Path(args.out)
-    ckpt_path = out / "ckpt.pt"
-
-    seed_everything(train_cfg.seed)
-    model = GPT(model_cfg).to(dev)
-    opt = make_optimizer(model, train_cfg)
-    gen = torch.Generator().manual_seed(train_cfg.seed)
-    start = 0
-    if args.resume:
-        saved = read_checkpoint(ckpt_path)
-        diffs = _differences(saved, meta, split.tokenizer.itos)
-        if diffs:
-            raise ValueError(f"cannot resume from {ckpt_path}: it comes from another run; " + "; ".join(diffs))
-        meta["best_val"] = saved["meta"]["best_val"]
-        start = load_checkpoint(ckpt_path, model=model, optimizer=opt, generator=gen, map_location=dev)  # checks the config
-        _log(f"resumed {ckpt_path} at step {start}")
-    train, val = split.train.to(dev), split.val.to(dev)
-    _log(
-        f"GPT {model.num_parameters():,} parameters (without position embeddings) | {len(split.train):,} train / "
-        f"{len(split.val):,} val characters | vocabulary {model_cfg.vocab_size} | device {dev.type}"
-    )
-    t0 = time.perf_counter()
-
-    def save(path: Path, step: int) -> Path:
-        return save_checkpoint(path, model=model, optimizer=opt, step=step, generator=gen, tokenizer=split.tokenizer, meta=meta)
-
-    def on_eval(step: int, val_loss: float) -> None:
-        saved = [ckpt_path]
-        if val_loss < meta["best_val"]:  # the lowest validation loss so far: also best.pt (for sampling)
-            meta["best_val"] = val_loss
-            saved.append(save(out / "best.pt", step))
-        save(ckpt_path, step)
-        _log(f"step {step}/{train_cfg.steps} | val loss {val_loss:.4f} | {time.perf_counter() - t0:.1f} s | "
-             f"saved {', '.join(str(p) for p in saved)}")
-
-    if start >= train_cfg.steps:
-        _log(f"{ckpt_path} already holds {start} steps (asked for {train_cfg.steps}; pass a larger --steps to continue)")
-        return 0
-    hist = train_sequence_lm(
-        model, train, train_cfg, optimizer=opt, generator=gen, start_step=start,
-        val_tokens=val, eval_every=args.eval_every, on_eval=on_eval,
-    )
-    _log(
-        f"done: val loss {hist.val_loss[-1]:.4f} (best {meta['best_val']:.4f}, in {out / 'best.pt'}) | "
-        f"{hist.tokens / hist.train_seconds:,.0f} training tokens/s"
-    )
-    return 0
-
-
-def _sample(args: argparse.Namespace) -> int:
-    dev = torch.device(args.device) if args.device else default_device()
-    model = GPT(checkpoint_config(args.ckpt, GPTConfig)).to(dev)
-    load_checkpoint(args.ckpt, model=model, map_location=dev)
-    model.eval()
-    tokenizer = read_checkpoint(args.ckpt)["tokenizer"]
-    if tokenizer is None:
-        raise ValueError(f"checkpoint {args.ckpt} holds no tokenizer: it was not written by `dlscratch gpt train`")
-    tok = CharTokenizer(tokenizer["itos"])
-    if not args.prompt:
-        raise ValueError("--prompt must hold at least one character")
-    idx = torch.tensor([tok.encode(args.prompt)], dtype=torch.long, device=dev)  # (1, T0)
-    gen = torch.Generator().manual_seed(args.seed)
-    out = model.generate(
-        idx, args.tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-        generator=gen, use_cache=not args.no_cache,
-    )
-    print(tok.decode(out[0].tolist()))
-    return 0
+FAMILY = Family(
+    command="gpt",
+    title="GPT (chapter 17)",
+    model_class=GPT,
+    config_class=GPTConfig,
+    presets={"cpu": "cpu", "gpu": "gpu", "reference-cpu": "reference_cpu"},
+    train_presets={"cpu": "cpu", "gpu": "gpu", "reference-cpu": "reference_cpu"},
+    model_flags=("block_size", "n_layer", "n_head", "n_embd", "dropout"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     r"""The ``gpt`` command's parser, with the ``train`` and ``sample`` subcommands."""
-    parser = argparse.ArgumentParser(prog="python -m dlscratch gpt", description="Train a character-level GPT (chapter 17) and sample from it.")
-    sub = parser.add_subparsers(dest="action", required=True)
-
-    tr = sub.add_parser("train", help="train a character-level GPT and write OUT/ckpt.pt")
-    tr.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="starting configuration (default: cpu)")
-    tr.add_argument("--data", default=None, help="a UTF-8 text file (default: TinyShakespeare)")
-    tr.add_argument("--out", default="out-gpt", help="directory for ckpt.pt (default: out-gpt)")
-    tr.add_argument("--resume", action="store_true", help="continue the run saved in OUT/ckpt.pt exactly (--steps may grow)")
-    tr.add_argument("--eval-every", type=int, default=250, help="validate and checkpoint every N steps (and at the end)")
-    tr.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
-    tr.add_argument("--kernels", choices=("fused", "written"), default="fused",
-                    help="PyTorch's fused attention and LayerNorm kernels, or the written-out ones (same maths)")
-    tr.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: the preset's)")
-    for name in MODEL_FLAGS + TRAIN_FLAGS:
-        kind = float if name in ("dropout", "lr", "min_lr_ratio", "weight_decay", "grad_clip") else int
-        tr.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=f"override the preset's {name}")
-
-    sa = sub.add_parser("sample", help="continue a prompt with a trained checkpoint")
-    sa.add_argument("--ckpt", required=True, help="a checkpoint written by `gpt train`")
-    sa.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
-    sa.add_argument("--tokens", type=int, default=500, help="characters to generate")
-    sa.add_argument("--seed", type=int, default=0)
-    sa.add_argument("--temperature", type=float, default=1.0)
-    sa.add_argument("--top-k", type=int, default=None)
-    sa.add_argument("--top-p", type=float, default=None)
-    sa.add_argument("--no-cache", action="store_true", help="recompute the whole context at every step")
-    sa.add_argument("--device", default=None)
-    return parser
+    return _build_parser(FAMILY)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     r"""Run ``gpt train`` or ``gpt sample``; errors are raised (``python -m dlscratch`` prints them)."""
-    args = build_parser().parse_args(argv)
-    return _train(args) if args.action == "train" else _sample(args)
-
+    return run(FAMILY, argv)

@@ -12,7 +12,7 @@ from . import attention
 from .attention import *  # noqa: F403 - its __all__, listed once, in attention/__init__.py
 from .conv import Conv2d, conv2d_loops, conv2d_unfold, conv_output_size, sliding_windows, unfold2d
 from .dropout import Dropout, dropout
-from .feedforward import ACTIVATIONS, MLP, SwiGLU, swiglu_hidden
+from .feedforward import ACTIVATIONS, MLP, SwiGLU, relu2, swiglu_hidden
 from .losses import cross_entropy
 from .norms import NORMS, BatchNorm1d, BatchNorm2d, FusedLayerNorm, FusedRMSNorm, LayerNorm, RMSNorm, batch_norm, make_norm
 from .pooling import AvgPool2d, MaxPool2d, avg_pool2d, max_pool2d
@@ -60,6 +60,7 @@ __all__ = [
     "MLP",
     "SwiGLU",
     "swiglu_hidden",
+    "relu2",
     # convolution and pooling
     "conv_output_size",
     "sliding_windows",

@@ -20,13 +20,20 @@ from torch import nn
 from .checks import check_positive_int
 from .dropout import Dropout
 
-__all__ = ["ACTIVATIONS", "MLP", "SwiGLU", "swiglu_hidden"]
+__all__ = ["relu2", "ACTIVATIONS", "MLP", "SwiGLU", "swiglu_hidden"]
+
+
+def relu2(x: torch.Tensor) -> torch.Tensor:
+    r"""The squared ReLU, :math:`\operatorname{ReLU}(x)^2` (So et al., 2021; the speedruns' MLP). Chapter 21."""
+    return F.relu(x).square()
+
 
 ACTIVATIONS = {  # PyTorch's kernels; the GELU written out: dlscratch.layers.activations.gelu
     "relu": F.relu,
     "gelu": F.gelu,  # exact (erf) GELU, as nanoGPT
     "gelu_tanh": partial(F.gelu, approximate="tanh"),  # GPT-2's tanh approximation
     "silu": F.silu,
+    "relu2": relu2,  # squared ReLU (chapter 21)
 }
 
 
@@ -40,14 +47,14 @@ class MLP(nn.Module):
 
     .. math:: \operatorname{FFN}(x) = W_{\text{down}}\, \phi(W_{\text{up}} x + b_{\text{up}}) + b_{\text{down}}
 
-    with :math:`\phi` = ReLU (Vaswani et al., 2017) or GELU (GPT). ``dropout`` acts on the hidden
+    with :math:`\phi` = ReLU (Vaswani et al., 2017), GELU (GPT) or the squared ReLU (chapter 21). ``dropout`` acts on the hidden
     activations, as in ``nn.TransformerEncoderLayer``. Parameters: :math:`2CF + F + C` with
     biases, :math:`2CF` without. Chapter 15.
 
     Args:
         dim: :math:`C`, input and output width.
         hidden_dim: :math:`F`, the hidden width (:math:`4C` in the paper and in GPT).
-        activation: ``"relu"``, ``"gelu"``, ``"gelu_tanh"`` or ``"silu"``.
+        activation: ``"relu"``, ``"gelu"``, ``"gelu_tanh"``, ``"silu"`` or ``"relu2"``.
         bias: biases in both linear maps.
         dropout: drop probability on the hidden activations (training only).
 

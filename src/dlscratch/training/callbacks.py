@@ -3,7 +3,7 @@ with best-weights tracking and early stopping.
 
 A callback is any object with ``on_step(state)`` (after every update) and ``on_end(state)`` (once,
 after the last); :class:`Callback` provides both as no-ops. Checkpoints are written from an
-:class:`Evaluate`'s ``on_eval`` hook (see :mod:`dlscratch.cli.gpt`).
+:class:`Evaluate`'s ``on_eval`` hook (see :mod:`dlscratch.cli.lm`).
 """
 
 from __future__ import annotations

@@ -13,12 +13,13 @@ Introduced in chapter 17, *GPT*.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from ..optimizers.muon import Muon, split_muon_params
 from ..optimizers.schedules import lr_lambda, warmup_cosine
 from ..tokenizers.char import CharTokenizer
 from .callbacks import Evaluate
@@ -31,9 +32,11 @@ __all__ = [
     "window_plan",
     "evaluate_sequence_nll",
     "LMTrainConfig",
+    "OptimizerChain",
     "make_optimizer",
     "LMHistory",
     "train_sequence_lm",
+    "steps_for_seconds",
 ]
 
 
@@ -188,8 +191,12 @@ class LMTrainConfig:
     grad_clip: float = 1.0  # clip the global gradient norm to this; 0 turns clipping off
     seed: int = 0  # seeds the window sampler
     bf16: bool = False  # run the forward pass under torch.autocast(bfloat16) (GPUs; weights stay fp32)
+    optimizer: str = "adamw"  # "adamw"; or "muon": Muon on the hidden matrices, AdamW on the rest (chapter 21)
+    muon_lr: float = 0.02  # Muon's peak learning rate (the schedule scales it like lr)
 
     def __post_init__(self) -> None:
+        if self.optimizer not in ("adamw", "muon"):
+            raise ValueError(f"optimizer must be 'adamw' or 'muon', got optimizer={self.optimizer!r}")
         for name in ("batch_size", "steps", "warmup_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -209,6 +216,22 @@ class LMTrainConfig:
         return cls(batch_size=32, steps=1400, lr=1.2e-2, warmup_steps=50, min_lr_ratio=0.02)
 
     @classmethod
+    def llama_cpu(cls) -> LMTrainConfig:
+        r"""Chapter 21's CPU recipe (with :meth:`LlamaConfig.cpu <dlscratch.models.llama.LlamaConfig.cpu>`): about a minute on 2 cores.
+
+        Chapter 17's recipe at half its peak learning rate: batch 32 windows, 1200 steps, peak
+        :math:`6 \times 10^{-3}` after 50 warm-up steps, cosine decay to 2 % of it (GPT's
+        :math:`1.2 \times 10^{-2}` is worse for this model: the untied head and the SwiGLU train
+        best a little slower).
+        """
+        return cls(batch_size=32, steps=1200, lr=6e-3, warmup_steps=50, min_lr_ratio=0.02)
+
+    @classmethod
+    def llama_gpu(cls) -> LMTrainConfig:
+        r"""Chapter 21's GPU recipe: nanoGPT's ``shakespeare_char`` optimisation (:meth:`gpu`) for the LLaMA of that size."""
+        return cls.gpu()
+
+    @classmethod
     def reference_cpu(cls) -> LMTrainConfig:
         r"""nanoGPT's README CPU recipe: batch 12, 2000 steps, lr 1e-3 to 1e-4, 100 warm-up steps."""
         return cls(batch_size=12, steps=2000, lr=1e-3, warmup_steps=100, min_lr_ratio=0.1)
@@ -223,19 +246,67 @@ class LMTrainConfig:
         return self.lr * warmup_cosine(step, self.warmup_steps, self.steps, self.min_lr_ratio)
 
 
-def make_optimizer(model: torch.nn.Module, cfg: LMTrainConfig) -> torch.optim.AdamW:
-    r"""``torch.optim.AdamW`` with weight decay on tensors of rank :math:`\ge 2` only.
+class OptimizerChain:
+    r"""Several optimizers over disjoint parameters, stepped as one (Muon on the matrices, AdamW on the rest).
+
+    It has what the training loop and the checkpoints use: ``param_groups`` (all of them, so a
+    schedule scales each group's own base rate), ``zero_grad``, ``step``, ``state_dict`` and
+    ``load_state_dict``. Chapter 21.
+    """
+
+    def __init__(self, *optimizers: torch.optim.Optimizer) -> None:
+        self.optimizers = optimizers
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [g for opt in self.optimizers for g in opt.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for opt in self.optimizers:
+            opt.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizers": [opt.state_dict() for opt in self.optimizers]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = state.get("optimizers", [])
+        if len(saved) != len(self.optimizers):
+            raise ValueError(f"expected the states of {len(self.optimizers)} optimizers, found {len(saved)}")
+        for opt, s in zip(self.optimizers, saved):
+            opt.load_state_dict(s)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: LMTrainConfig) -> torch.optim.Optimizer:
+    r"""``torch.optim.AdamW`` with weight decay on tensors of rank :math:`\ge 2` only (or Muon and AdamW).
 
     Matrices and embedding tables are decayed; LayerNorm gains and biases are not (decaying a
     gain towards 0 would shrink the normalised signal, not regularise it). The fused kernel is
-    used (one pass over all parameters).
+    used (one pass over all parameters). With ``cfg.optimizer == "muon"``, the hidden weight
+    matrices (:func:`~dlscratch.optimizers.muon.split_muon_params`) go to
+    :class:`~dlscratch.optimizers.muon.Muon` at ``cfg.muon_lr`` (momentum 0.95, Nesterov, the
+    same decoupled decay; the Newton-Schulz iteration in bfloat16 on a GPU and in the parameters'
+    dtype elsewhere), the rest to that AdamW, in an :class:`OptimizerChain`.
     """
     params = [p for p in model.parameters() if p.requires_grad]
+    muon: list[torch.nn.Parameter] = []
+    if cfg.optimizer == "muon":
+        muon, _ = split_muon_params(model)
+        ids = {id(p) for p in muon}
+        params = [p for p in params if id(p) not in ids]
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=True)
+    adamw = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=True)
+    if not muon:
+        return adamw
+    ns_dtype = torch.bfloat16 if muon[0].is_cuda else None  # bf16 matmuls are fast on GPUs, slow on CPUs
+    muon_opt = Muon(muon, lr=cfg.muon_lr, weight_decay=cfg.weight_decay, momentum=0.95, nesterov=True, ns_dtype=ns_dtype)
+    return OptimizerChain(muon_opt, adamw)  # type: ignore[return-value]
 
 
 @dataclass
@@ -321,3 +392,19 @@ def train_sequence_lm(
     hist.train_seconds += state.train_seconds
     hist.tokens += len(state.losses) * cfg.batch_size * T
     return hist
+
+
+def steps_for_seconds(model: torch.nn.Module, train_tokens: torch.Tensor, cfg: LMTrainConfig, seconds: float) -> int:
+    r"""How many steps of ``cfg`` fit in ``seconds`` of training ``model``: the budget of an equal-time comparison.
+
+    Trains a throwaway copy for 6 untimed warm-up steps, then times 21 steps (same batch size,
+    optimizer and kernels), and divides. The cosine schedule needs to know where it ends, so an
+    equal-time run is an equal-step run at each model's own speed. At least ``warmup_steps + 1``.
+    """
+    import copy
+
+    probe = copy.deepcopy(model)
+    short = replace(cfg, steps=6, warmup_steps=1)
+    train_sequence_lm(probe, train_tokens, short)  # the first steps are slow (allocations, caches)
+    timed = train_sequence_lm(probe, train_tokens, replace(short, steps=21))
+    return max(cfg.warmup_steps + 1, int(seconds / (timed.train_seconds / 21)))

@@ -13,6 +13,7 @@ from .banded import attend_banded, band_block_mask
 from .kv_cache import KVCache, RollingKVCache, kv_cache_bytes, offset_causal_mask
 from .modules import MultiHeadAttention, start_kv_caches, stop_kv_caches
 from .receptive_field import measure_receptive_field
+from .qk_norm import QKNormAttention
 
 __all__ = [
     "causal_mask",
@@ -36,4 +37,5 @@ __all__ = [
     "MultiHeadAttention",
     "start_kv_caches",
     "stop_kv_caches",
+    "QKNormAttention",
 ]
