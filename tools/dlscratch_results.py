@@ -144,16 +144,23 @@ def _row(cells: list[nodes.Node | str]) -> nodes.row:
     return row
 
 
-def _table(rows: list[dict[str, Any]]) -> nodes.table:
+def _empty_table(columns: tuple[str, ...], widths: tuple[int, ...]) -> tuple[nodes.table, nodes.tbody]:
+    """A table with its header row; returns the table and the body to fill."""
     table = nodes.table(classes=["dlscratch-results"])
-    group = nodes.tgroup(cols=len(_COLUMNS))
+    group = nodes.tgroup(cols=len(columns))
     table += group
-    for width in (34, 14, 10, 12, 30):
+    for width in widths:
         group += nodes.colspec(colwidth=width)
     head = nodes.thead()
-    head += _row(list(_COLUMNS))
+    head += _row(list(columns))
     group += head
     body = nodes.tbody()
+    group += body
+    return table, body
+
+
+def _table(rows: list[dict[str, Any]]) -> nodes.table:
+    table, body = _empty_table(_COLUMNS, (34, 14, 10, 12, 30))
     for r in sorted(rows, key=lambda r: r["key"]):
         target = r.get("target")
         met = r.get("met_target")
@@ -169,7 +176,6 @@ def _table(rows: list[dict[str, Any]]) -> nodes.table:
                 r.get("source") or "—",
             ]
         )
-    group += body
     return table
 
 
@@ -216,15 +222,7 @@ def _measured(rows: list[dict[str, Any]], measures: list[dict[str, str]]) -> str
 
 def _then_now_table(app: Sphinx, fromdoc: str, spec: list[dict[str, Any]], results: list[dict[str, Any]]) -> nodes.table:
     columns = ("Aspect", "2017 Transformer", "A 2024 LLM", "Built in", "Measured in this build")
-    table = nodes.table(classes=["dlscratch-results"])
-    group = nodes.tgroup(cols=len(columns))
-    table += group
-    for width in (14, 22, 22, 14, 28):
-        group += nodes.colspec(colwidth=width)
-    head = nodes.thead()
-    head += _row(list(columns))
-    group += head
-    body = nodes.tbody()
+    table, body = _empty_table(columns, (14, 22, 22, 14, 28))
     docs = _chapter_docs(app)
     for r in spec:
         number = int(r["chapter"])
@@ -239,7 +237,6 @@ def _then_now_table(app: Sphinx, fromdoc: str, spec: list[dict[str, Any]], resul
             "—" if doc is not None else f"fills in when chapter {number} lands"
         )
         body += _row([nodes.paragraph(text=r["aspect"]), r["then"], r["now"], where, measured])
-    group += body
     return table
 
 

@@ -222,7 +222,7 @@ def test_ladder_changes_one_thing_per_rung_and_ends_at_the_base() -> None:
         assert len(changed - {"ffn_hidden"}) == 1, changed
     gpt = LLaMA(rungs[0])
     assert gpt.lm_head.weight is gpt.wte.weight and gpt.wpe is not None
-    assert base.ffn_hidden == swiglu_hidden(128) == 352
+    assert base.ffn_hidden == swiglu_hidden(128, 32) == 352
 
 
 def test_parameter_count_formula() -> None:

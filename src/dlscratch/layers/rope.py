@@ -101,7 +101,7 @@ def apply_rope_interleaved(x: torch.Tensor, angles: torch.Tensor) -> torch.Tenso
 
 
 def apply_rope_complex(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    r"""RoPE as complex multiplication (the paper's eq. 34): :math:`z_i \mapsto z_i\, e^{\mathrm{i}\phi_i}`.
+    r"""RoPE as complex multiplication (the paper's complex form): :math:`z_i \mapsto z_i\, e^{\mathrm{i}\phi_i}`.
 
     Channel pairs :math:`(x_{2i}, x_{2i+1})` are read as complex numbers
     :math:`z_i = x_{2i} + \mathrm{i}\,x_{2i+1}`; multiplying by a unit complex number is a

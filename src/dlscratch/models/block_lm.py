@@ -13,7 +13,6 @@ Symbols: B batch, T time, C channels (``n_embd``), F the feed-forward width, V v
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -126,9 +125,7 @@ class BlockLM(DecoderLM):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
         if c.init == "gpt2":
-            for block in self.blocks:  # the last layer of each residual branch
-                for p in (block.attn.out_proj.weight, block.mlp.down.weight):
-                    nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * c.n_layer))
+            self.scale_residual_init()  # the last layer of each residual branch (chapter 17)
 
     def embed(self, idx: torch.Tensor, offset: int) -> torch.Tensor:
         r"""Token plus position embeddings of the tokens at positions ``offset ... offset + T - 1``."""

@@ -11,6 +11,7 @@ Introduced in chapter 17, *GPT*. Symbols: B batch, T time, C channels, V vocabul
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -21,7 +22,19 @@ from ..layers.attention.modules import start_kv_caches, stop_kv_caches
 from .fused_decoder import FusedDecoder
 from .generation import generate
 
-__all__ = ["DecoderLM"]
+__all__ = ["DecoderLM", "gpt2_init"]
+
+
+def gpt2_init(module: nn.Module) -> None:
+    r"""GPT-2's initialisation of one module: Linear and Embedding weights :math:`\mathcal{N}(0, 0.02^2)`, biases 0.
+
+    Apply it to a whole model with ``model.apply(gpt2_init)``, then
+    :meth:`DecoderLM.scale_residual_init`. Chapter 17.
+    """
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
 
 
 class DecoderLM(nn.Module):
@@ -63,6 +76,18 @@ class DecoderLM(nn.Module):
         if targets is None:
             return logits, None
         return logits, F.cross_entropy(logits.view(B * T, -1), targets.reshape(B * T), ignore_index=-1)
+
+    def scale_residual_init(self) -> None:
+        r"""Redraw the last layer of every residual branch from :math:`\mathcal{N}(0, (0.02/\sqrt{2L})^2)` (GPT-2).
+
+        Each block adds two branches (attention's ``out_proj``, the MLP's ``down``) to the
+        residual stream; shrinking their initial weights with depth keeps the stream's variance
+        at initialisation independent of the :math:`L` blocks (Radford et al., 2019; nanoGPT).
+        """
+        std = 0.02 / math.sqrt(2 * len(self.blocks))
+        for block in self.blocks:
+            for p in (block.attn.out_proj.weight, block.mlp.down.weight):
+                nn.init.normal_(p, mean=0.0, std=std)
 
     def check_length(self, offset: int, T: int) -> None:
         r"""Refuse more than ``block_size`` positions (``offset`` cached, ``T`` new)."""

@@ -12,7 +12,6 @@ Introduced in chapter 17, *GPT*. Symbols: B batch, T time, C channels (``n_embd`
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -26,7 +25,7 @@ from ..layers.dropout import dropout
 from ..layers.feedforward import MLP
 from ..layers.norms import make_norm
 from ..layers.transformer import Block
-from .decoder import DecoderLM
+from .decoder import DecoderLM, gpt2_init
 
 __all__ = ["GPTConfig", "gpt_block", "GPT", "pool_kv_heads"]
 
@@ -120,17 +119,8 @@ class GPT(DecoderLM):
         self.norm_f = make_norm("layernorm", c.n_embd, kernels=c.kernels, bias=c.bias)
         self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # weight tying: one (V, C) tensor
-        self.apply(self._init_weights)
-        for block in self.blocks:  # the last layer of each residual branch
-            for p in (block.attn.out_proj.weight, block.mlp.down.weight):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * c.n_layer))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+        self.apply(gpt2_init)  # N(0, 0.02^2) weights, zero biases
+        self.scale_residual_init()  # then the residual projections, N(0, (0.02 / sqrt(2L))^2)
 
     def embed(self, idx: torch.Tensor, offset: int) -> torch.Tensor:
         r"""Token plus position embeddings of the tokens at positions ``offset ... offset + T - 1``."""

@@ -17,7 +17,6 @@ V vocabulary, nh heads, nkv key/value heads, hs head size, F the feed-forward wi
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -33,7 +32,7 @@ from ..layers.feedforward import MLP, SwiGLU, swiglu_hidden
 from ..layers.norms import make_norm
 from ..layers.rope import RoPE
 from ..layers.transformer import Block
-from .decoder import DecoderLM
+from .decoder import DecoderLM, gpt2_init
 
 __all__ = ["LlamaConfig", "llama_block", "LLaMA", "ladder"]
 
@@ -161,19 +160,10 @@ class LLaMA(DecoderLM):
         self.blocks = nn.ModuleList([llama_block(c) for _ in range(c.n_layer)])
         self.norm_f = make_norm(c.norm, c.n_embd, kernels=c.kernels, eps=c.norm_eps, bias=c.bias)
         self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)  # (V, C)
-        self.apply(self._init_weights)
+        self.apply(gpt2_init)  # N(0, 0.02^2) weights, zero biases (chapter 17)
         if c.tie_embeddings:
             self.lm_head.weight = self.wte.weight
-        for block in self.blocks:  # the last layer of each residual branch
-            for p in (block.attn.out_proj.weight, block.mlp.down.weight):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * c.n_layer))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+        self.scale_residual_init()  # the residual projections, N(0, (0.02 / sqrt(2L))^2)
 
     def embed(self, idx: torch.Tensor, offset: int) -> torch.Tensor:
         r"""The token embeddings (plus a position table's rows on the ladder's GPT rungs)."""
