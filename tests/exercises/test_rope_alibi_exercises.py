@@ -50,7 +50,7 @@ def recent_share_solution() -> list[float]:
 CASES: list[tuple[str, Any, list[Any]]] = [
     ("rope.apply", lambda: my_rope, [lambda: my_rope_interleaved, lambda: (lambda x, p: my_rope(x, -p)),
                                       lambda: (lambda x, p: x), lambda: (lambda x, p: x[..., :1]), lambda: 3]),
-    ("rope.full_turns", full_turns_solution, [lambda: 2, lambda: 8, lambda: 4, lambda: "three"]),
+    ("rope.full_turns", full_turns_solution, [lambda: 40, lambda: 64, lambda: 23, lambda: "many"]),
     ("rope.recent_share", recent_share_solution,
      [lambda: recent_share_solution()[::-1], lambda: [0.125] * 4, lambda: [1.0, 1.0], lambda: "all"]),
 ]
@@ -67,7 +67,7 @@ def test_correct_wrong_and_missing(name: str, solution: Any, wrongs: list[Any]) 
 
 
 def test_known_values() -> None:
-    assert full_turns_solution() == 3  # i = 2 turns by 63 * 0.1 = 6.3 > 2 pi, just
+    assert full_turns_solution() == 41  # i = 40 turns by 2047 * 10^-2.5 = 6.47 > 2 pi, i = 41 by 5.61
     shares = recent_share_solution()
     assert shares[0] > 0.99 and 0.2 < shares[-1] < 0.3 and shares == sorted(shares, reverse=True)
 

@@ -28,8 +28,8 @@ __all__ = [
     "check_recent_share",
 ]
 
-TURNS_HEAD_SIZE = 16  # rope.full_turns: the chapter model's head size (64 channels / 4 heads)
-TURNS_CONTEXT = 64  # ... trained on positions 0 ... 63
+TURNS_HEAD_SIZE = 128  # rope.full_turns: LLaMA's head size
+TURNS_CONTEXT = 2048  # ... trained on positions 0 ... 2047 (LLaMA 1)
 SHARE_HEADS = 4  # rope.recent_share: ALiBi heads of the chapter model
 SHARE_KEYS = 512  # a query that sees this many keys (itself and the 511 before it)
 SHARE_RECENT = 64  # ... and the share of its attention on the most recent this many
@@ -65,19 +65,19 @@ def check_apply(answer: Any) -> None:
 
 @exercise("rope.full_turns")
 def check_full_turns(answer: Any) -> None:
-    r"""How many of the :math:`hs/2` rotation pairs turn through at least a full circle over positions 0 ... 63."""
+    r"""How many of the :math:`hs/2 = 64` rotation pairs turn through at least a full circle over positions 0 ... 2047."""
     got = require_number(answer, "the number of pairs")
-    last = rope_angles(torch.tensor([TURNS_CONTEXT - 1]), TURNS_HEAD_SIZE)[0]  # (hs/2,): angles at position 63
+    last = rope_angles(torch.tensor([TURNS_CONTEXT - 1]), TURNS_HEAD_SIZE)[0]  # (hs/2,): angles at the last trained position
     want = int((last >= 2 * math.pi).sum())
     if got == want:
         return
-    if got == int((rope_angles(torch.tensor([TURNS_CONTEXT]), TURNS_HEAD_SIZE)[0] >= 2 * math.pi).sum()) and got != want:
-        raise AssertionError("the last trained position is 63, not 64.")
     if got == int((last >= math.pi).sum()):
         raise AssertionError("a full turn is 2 pi radians, not pi.")
     if got == TURNS_HEAD_SIZE // 2 or got == TURNS_HEAD_SIZE:
-        raise AssertionError("the slow pairs turn very little: pair i turns by 63 * 10000 ** (-2i / 16) by position 63.")
-    raise AssertionError("count the pairs i < 8 with 63 * 10000 ** (-2i / 16) >= 2 pi (look closely at i = 2).")
+        raise AssertionError("the slow pairs turn very little: pair i turns by 2047 * 10000 ** (-2i / 128) by position 2047.")
+    if got == int((last >= 1.0).sum()):
+        raise AssertionError("you counted angles of at least 1 radian; a full turn is 2 pi radians.")
+    raise AssertionError("count the pairs i < 64 with 2047 * 10000 ** (-2i / 128) >= 2 pi.")
 
 
 @exercise("rope.recent_share")
