@@ -11,7 +11,8 @@ data myst-nb writes to ``_build/jupyter_execute/`` and collects:
 * each chapter's execution seconds (from the run, or from the jupyter-cache record).
 
 It writes them to ``_build/results.json`` and renders them on the page that contains the
-``{results-table}`` directive. A chapter restored from the cache keeps its recorded results,
+``{results-table}`` directive, and the rows of a ``{then-vs-now}`` table (YAML rows of aspect,
+then, now, chapter and ledger keys) with the numbers this build measured. A chapter restored from the cache keeps its recorded results,
 because myst-nb extracts the glue data from the cached outputs.
 """
 
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import yaml
 from typing import Any
 
 from docutils import nodes
@@ -47,6 +50,39 @@ class ResultsTableDirective(SphinxDirective):
             self.env.docname
         }
         return [results_placeholder()]
+
+
+class then_now_placeholder(nodes.General, nodes.Element):
+    """Replaced by the then-vs-now table once every chapter has been read."""
+
+
+_ROW_FIELDS = {"aspect", "then", "now", "chapter", "measures"}
+
+
+class ThenVsNowDirective(SphinxDirective):
+    """``{then-vs-now}``: rows (YAML) of what changed since 2017, each with the number measured here.
+
+    Each row has ``aspect``, ``then``, ``now``, ``chapter`` (the chapter number of the plan),
+    and ``measures``: a list of ``{key: <ledger key>, label: <text>}``. A row's chapter links
+    to the chapter that builds it; a ledger key not recorded in this build shows the chapter
+    still to come.
+    """
+
+    has_content = True
+
+    def run(self) -> list[nodes.Node]:
+        rows = yaml.safe_load("\n".join(self.content)) or []
+        if not isinstance(rows, list):
+            raise self.error("then-vs-now: the content must be a YAML list of rows")
+        for row in rows:
+            unknown = set(row) - _ROW_FIELDS
+            missing = {"aspect", "then", "now", "chapter"} - set(row)
+            if unknown or missing:
+                raise self.error(f"then-vs-now row {row.get('aspect')!r}: unknown fields {sorted(unknown)}, missing {sorted(missing)}")
+        self.env.dlscratch_results_pages = getattr(self.env, "dlscratch_results_pages", set()) | {self.env.docname}
+        node = then_now_placeholder()
+        node["rows"] = rows
+        return [node]
 
 
 def _glue_file(app: Sphinx, docname: str) -> Path:
@@ -160,9 +196,66 @@ def render(app: Sphinx, doctree: nodes.document, docname: str) -> None:
         node.replace_self(content or [nodes.paragraph(text="No chapter has recorded a result yet.")])
 
 
+def _chapter_docs(app: Sphinx) -> dict[int, str]:
+    out = {}
+    for doc in app.env.found_docs:
+        name = doc.rsplit("/", 1)[-1]
+        if name.startswith("ch") and name[2:4].isdigit():
+            out[int(name[2:4])] = doc
+    return out
+
+
+def _measured(rows: list[dict[str, Any]], measures: list[dict[str, str]]) -> str:
+    parts = []
+    for m in measures:
+        hit = next((r for r in rows if r["key"] == m["key"]), None)
+        if hit is not None:
+            parts.append(f"{m['label']}: {_fmt(hit['value'])} {hit.get('unit', '')}".rstrip())
+    return "; ".join(parts)
+
+
+def _then_now_table(app: Sphinx, fromdoc: str, spec: list[dict[str, Any]], results: list[dict[str, Any]]) -> nodes.table:
+    columns = ("Aspect", "2017 Transformer", "A 2024 LLM", "Built in", "Measured in this build")
+    table = nodes.table(classes=["dlscratch-results"])
+    group = nodes.tgroup(cols=len(columns))
+    table += group
+    for width in (14, 22, 22, 14, 28):
+        group += nodes.colspec(colwidth=width)
+    head = nodes.thead()
+    head += _row(list(columns))
+    group += head
+    body = nodes.tbody()
+    docs = _chapter_docs(app)
+    for r in spec:
+        number = int(r["chapter"])
+        doc = docs.get(number)
+        if doc is not None:
+            ref = nodes.reference("", "", internal=True, refuri=app.builder.get_relative_uri(fromdoc, doc))
+            ref += nodes.Text(app.env.titles[doc].astext() if doc in app.env.titles else f"Chapter {number}")
+            where: nodes.Node | str = nodes.paragraph("", "", ref)
+        else:
+            where = f"Chapter {number} (still to come)"
+        measured = _measured(results, r.get("measures", [])) or (
+            "—" if doc is not None else f"fills in when chapter {number} lands"
+        )
+        body += _row([nodes.paragraph(text=r["aspect"]), r["then"], r["now"], where, measured])
+    group += body
+    return table
+
+
+def render_then_now(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """``doctree-resolved``: swap each then-vs-now placeholder for its table."""
+    ledger = getattr(app.env, "dlscratch_ledger", {"chapters": {}, "results": []})
+    for node in list(doctree.findall(then_now_placeholder)):
+        node.replace_self(_then_now_table(app, docname, node["rows"], ledger["results"]))
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_node(results_placeholder)
+    app.add_node(then_now_placeholder)
     app.add_directive("results-table", ResultsTableDirective)
+    app.add_directive("then-vs-now", ThenVsNowDirective)
+    app.connect("doctree-resolved", render_then_now)
     app.connect("env-updated", collect)
     app.connect("doctree-resolved", render)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,11 +1,12 @@
-"""softmax / log_softmax against torch: values and every gradient, in float64."""
+"""softmax, log_softmax and the GELU against torch: values and every gradient, in float64."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from dlscratch.layers import log_softmax, softmax
+from dlscratch.layers import gelu, log_softmax, softmax
 from tests.helpers import assert_same_forward_backward
 
 
@@ -48,3 +49,19 @@ def test_rows_sum_to_one_and_shift_invariant() -> None:
     torch.testing.assert_close(p.sum(-1), torch.ones(4, dtype=torch.float64))
     torch.testing.assert_close(softmax(x + 123.0), p)
     torch.testing.assert_close(log_softmax(x).exp(), p)
+
+
+# ---- the GELU (chapter 20)
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("shape", [(1,), (7,), (3, 5), (2, 4, 6)])
+def test_gelu_matches_torch(approximate: str, shape: tuple[int, ...]) -> None:
+    x = torch.randn(shape, dtype=torch.float64) * 3  # reaches well into both tails
+    assert_same_forward_backward(lambda t: gelu(t, approximate), lambda t: F.gelu(t, approximate=approximate), [x])
+
+
+def test_gelu_tanh_is_close_to_exact_and_errors() -> None:
+    x = torch.linspace(-8, 8, 20001, dtype=torch.float64)
+    gap = (gelu(x) - gelu(x, "tanh")).abs().max().item()
+    assert 1e-4 < gap < 5e-4  # the approximation is close, not exact
+    with pytest.raises(ValueError, match="approximate must be 'none' or 'tanh', got approximate='erf'"):
+        gelu(x, "erf")

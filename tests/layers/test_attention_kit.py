@@ -177,7 +177,7 @@ def test_config_errors() -> None:
         MultiHeadAttention(8, 4, 3)
     with pytest.raises(ValueError, match=r"sliding window needs causal=True .* causal=False, window=2"):
         MultiHeadAttention(8, 4, window=2)
-    with pytest.raises(ValueError, match=r"unknown attend 'flash'; expected one of \['sdpa', 'written'\]"):
+    with pytest.raises(ValueError, match=r"unknown attend 'flash'; expected one of \['banded', 'sdpa', 'written'\]"):
         MultiHeadAttention(8, 4, attend="flash")
     with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\), got 1.0"):
         MultiHeadAttention(8, 4, dropout=1.0)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlscratch.layers import MLP, FusedLayerNorm, FusedRMSNorm, LayerNorm, RMSNorm, SwiGLU, make_norm
+from dlscratch.layers import MLP, FusedLayerNorm, FusedRMSNorm, LayerNorm, RMSNorm, SwiGLU, make_norm, swiglu_hidden
 from tests.helpers import assert_same_forward_backward
 
 DT = torch.float64
@@ -52,7 +52,10 @@ def test_make_norm_and_errors() -> None:
         RMSNorm(0)
 
 
-@pytest.mark.parametrize(("activation", "fn"), [("relu", nn.ReLU()), ("gelu", nn.GELU())])
+@pytest.mark.parametrize(
+    ("activation", "fn"),
+    [("relu", nn.ReLU()), ("gelu", nn.GELU()), ("gelu_tanh", nn.GELU(approximate="tanh")), ("silu", nn.SiLU())],
+)
 @pytest.mark.parametrize("bias", [True, False])
 def test_mlp_matches_torch_sequential(activation: str, fn: nn.Module, bias: bool) -> None:
     ours = randomise(MLP(6, 10, activation=activation, bias=bias).double())
@@ -85,3 +88,15 @@ def test_feedforward_errors() -> None:
         MLP(4, 8, activation="tanh")
     with pytest.raises(ValueError, match="feed-forward hidden_dim must be a positive integer, got 0"):
         SwiGLU(4, 0)
+
+
+@pytest.mark.parametrize(
+    ("dim", "multiple_of", "multiplier", "hidden"),
+    [(4096, 256, None, 11008), (5120, 256, None, 13824), (8192, 4096, 1.3, 28672), (64, 4, None, 172), (3, 1, None, 8)],
+)
+def test_swiglu_hidden_is_llamas(dim: int, multiple_of: int, multiplier, hidden: int) -> None:
+    # LLaMA 7B, 13B and (Llama 2) 70B, then toy sizes: 8C/3 rounded up to a multiple
+    assert swiglu_hidden(dim, multiple_of, multiplier) == hidden
+    assert hidden % multiple_of == 0 and hidden >= int(8 * dim / 3 * (multiplier or 1)) - 1
+    with pytest.raises(ValueError, match="swiglu_hidden multiple_of must be a positive integer, got 0"):
+        swiglu_hidden(dim, 0)

@@ -6,13 +6,13 @@ namespace, because its ``Linear`` and ``BatchNorm1d`` are deliberately not ``nn.
 """
 
 from . import mini_nn
-from .activations import log_softmax, softmax
+from .activations import gelu, log_softmax, softmax
 from .alibi import ALiBi, alibi_bias, alibi_slopes
 from . import attention
 from .attention import *  # noqa: F403 - its __all__, listed once, in attention/__init__.py
 from .conv import Conv2d, conv2d_loops, conv2d_unfold, conv_output_size, sliding_windows, unfold2d
 from .dropout import Dropout, dropout
-from .feedforward import ACTIVATIONS, MLP, SwiGLU
+from .feedforward import ACTIVATIONS, MLP, SwiGLU, swiglu_hidden
 from .losses import cross_entropy
 from .norms import NORMS, BatchNorm1d, BatchNorm2d, FusedLayerNorm, FusedRMSNorm, LayerNorm, RMSNorm, batch_norm, make_norm
 from .pooling import AvgPool2d, MaxPool2d, avg_pool2d, max_pool2d
@@ -41,6 +41,7 @@ __all__ = [
     # activations and losses
     "softmax",
     "log_softmax",
+    "gelu",
     "cross_entropy",
     # regularisation and normalisation
     "dropout",
@@ -58,6 +59,7 @@ __all__ = [
     "ACTIVATIONS",
     "MLP",
     "SwiGLU",
+    "swiglu_hidden",
     # convolution and pooling
     "conv_output_size",
     "sliding_windows",

@@ -1,14 +1,18 @@
 r"""Activation functions written from raw tensor ops.
 
 Introduced in chapter 11 (Attention from scratch), where the softmax turns attention scores into
-weights. Later chapters add the element-wise activations (GeLU, SwiGLU, ...) next to these.
+weights; chapter 20 (Normalization and activations) adds the GELU, exact and in its tanh
+approximation. (The feed-forward layers run PyTorch's kernels for the same functions:
+:data:`dlscratch.layers.feedforward.ACTIVATIONS`.)
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-__all__ = ["softmax", "log_softmax"]
+__all__ = ["softmax", "log_softmax", "gelu"]
 
 
 def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -71,3 +75,30 @@ def log_softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     m = x.amax(dim=dim, keepdim=True).detach()  # (*) with size 1 along dim
     z = x - m  # (*), max entry is 0
     return z - torch.log(torch.exp(z).sum(dim=dim, keepdim=True))
+
+
+def gelu(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
+    r"""The Gaussian error linear unit (Hendrycks & Gimpel, 2016), exact or tanh-approximated.
+
+    .. math::
+
+        \operatorname{GELU}(x) = x\,\Phi(x) = \frac{x}{2}\left(1 + \operatorname{erf}\frac{x}{\sqrt 2}\right)
+        \approx \frac{x}{2}\left(1 + \tanh\!\left(\sqrt{2/\pi}\,(x + 0.044715\,x^3)\right)\right)
+
+    :math:`\Phi` is the standard normal CDF: the input is kept with the probability that a
+    standard normal variable lies below it. ``approximate="tanh"`` is the second form, GPT-2's
+    (and ``F.gelu(x, approximate="tanh")``); the two differ by less than :math:`5 \times 10^{-4}`.
+    Chapter 20.
+
+    Args:
+        x: any shape.
+        approximate: ``"none"`` (the erf form) or ``"tanh"``.
+
+    Shape:
+        - x: :math:`(*)`; output: same shape
+    """
+    if approximate == "none":
+        return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
+    if approximate == "tanh":
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
+    raise ValueError(f"approximate must be 'none' or 'tanh', got approximate={approximate!r}")

@@ -11,6 +11,8 @@ by GPT (chapter 17); :class:`SwiGLU` is chapter 20's.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,9 +20,14 @@ from torch import nn
 from .checks import check_positive_int
 from .dropout import Dropout
 
-__all__ = ["ACTIVATIONS", "MLP", "SwiGLU"]
+__all__ = ["ACTIVATIONS", "MLP", "SwiGLU", "swiglu_hidden"]
 
-ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu}  # exact (erf) GELU, as nanoGPT
+ACTIVATIONS = {  # PyTorch's kernels; the GELU written out: dlscratch.layers.activations.gelu
+    "relu": F.relu,
+    "gelu": F.gelu,  # exact (erf) GELU, as nanoGPT
+    "gelu_tanh": partial(F.gelu, approximate="tanh"),  # GPT-2's tanh approximation
+    "silu": F.silu,
+}
 
 
 def _check_sizes(dim: int, hidden_dim: int) -> None:
@@ -40,7 +47,7 @@ class MLP(nn.Module):
     Args:
         dim: :math:`C`, input and output width.
         hidden_dim: :math:`F`, the hidden width (:math:`4C` in the paper and in GPT).
-        activation: ``"relu"``, ``"gelu"`` or ``"silu"``.
+        activation: ``"relu"``, ``"gelu"``, ``"gelu_tanh"`` or ``"silu"``.
         bias: biases in both linear maps.
         dropout: drop probability on the hidden activations (training only).
 
@@ -97,3 +104,21 @@ class SwiGLU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.silu(self.gate(x)) * self.up(x)  # (B, T, F)
         return self.down(self.dropout(h))  # (B, T, C)
+
+
+def swiglu_hidden(dim: int, multiple_of: int = 256, ffn_dim_multiplier: float | None = None) -> int:
+    r"""LLaMA's hidden width for a :class:`SwiGLU`: :math:`\tfrac23 \cdot 4C`, rounded up to a multiple.
+
+    .. math:: F = m \left\lceil \frac{\lfloor \alpha \lfloor 8C/3 \rfloor \rfloor}{m} \right\rceil
+
+    with :math:`m` = ``multiple_of`` and :math:`\alpha` = ``ffn_dim_multiplier`` (1 when
+    ``None``), as in Meta's ``llama/model.py``. Three :math:`C \times F` matrices then hold about
+    as many parameters as the two :math:`C \times 4C` ones of an :class:`MLP`: :math:`3CF \approx 8C^2`.
+    Chapter 20.
+    """
+    check_positive_int("swiglu_hidden dim", dim)
+    check_positive_int("swiglu_hidden multiple_of", multiple_of)
+    hidden = int(2 * 4 * dim / 3)
+    if ffn_dim_multiplier is not None:
+        hidden = int(ffn_dim_multiplier * hidden)
+    return multiple_of * ((hidden + multiple_of - 1) // multiple_of)

@@ -77,9 +77,13 @@ class DecoderLM(nn.Module):
         cache = self.blocks[0].attn.cache
         return 0 if cache is None else cache.length
 
-    def start_cache(self, batch_size: int, max_len: int | None = None) -> int:
-        r"""Give every block's attention an empty KV cache of ``max_len`` (``block_size``) positions; returns bytes."""
-        return start_kv_caches(self, batch_size, self.config.block_size if max_len is None else max_len)  # type: ignore[attr-defined]
+    def start_cache(self, batch_size: int, max_len: int | None = None, *, rolling: bool = False) -> int:
+        r"""Give every block's attention an empty KV cache of ``max_len`` (``block_size``) positions; returns bytes.
+
+        With ``rolling``, sliding-window layers get a rolling buffer of ``window`` slots instead (chapter 19).
+        """
+        max_len = self.config.block_size if max_len is None else max_len  # type: ignore[attr-defined]
+        return start_kv_caches(self, batch_size, max_len, rolling=rolling)
 
     def stop_cache(self) -> None:
         r"""Drop the KV caches: the next forward pass starts at position 0 again."""

@@ -134,9 +134,9 @@ class FusedDecoder:
         cache = self.first_attn.cache
         return 0 if cache is None else cache.length
 
-    def start_cache(self, batch_size: int, max_len: int | None = None) -> int:
+    def start_cache(self, batch_size: int, max_len: int | None = None, *, rolling: bool = False) -> int:
         r"""See :meth:`DecoderLM.start_cache <dlscratch.models.decoder.DecoderLM.start_cache>`."""
-        return self.model.start_cache(batch_size, max_len)
+        return self.model.start_cache(batch_size, max_len, rolling=rolling)
 
     def stop_cache(self) -> None:
         r"""See :meth:`DecoderLM.stop_cache <dlscratch.models.decoder.DecoderLM.stop_cache>`."""

@@ -13,7 +13,7 @@ Introduced in chapter 17, *GPT*. Symbols: B batch, T time, C channels (``n_embd`
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import torch
@@ -28,7 +28,7 @@ from ..layers.norms import make_norm
 from ..layers.transformer import Block
 from .decoder import DecoderLM
 
-__all__ = ["GPTConfig", "gpt_block", "GPT"]
+__all__ = ["GPTConfig", "gpt_block", "GPT", "pool_kv_heads"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class GPTConfig:
     block_size: int = 64  # longest context the model accepts (rows of the position table)
     n_layer: int = 4  # L: number of Transformer blocks
     n_head: int = 4  # nh: attention heads per block
+    n_kv_head: int | None = None  # nkv: key/value heads, dividing n_head (None: n_head, MHA; 1: MQA; chapter 19)
+    window: int | None = None  # sliding window of keys per query, at most block_size (None: all; chapter 19)
     n_embd: int = 128  # C: width of the residual stream; hs = C / nh
     dropout: float = 0.0  # on attention weights, residual branches and embeddings (training only)
     bias: bool = False  # biases in the Linear and LayerNorm layers (nanoGPT's recipe: none)
@@ -73,6 +75,14 @@ def _check_config(c: GPTConfig) -> None:
         check_positive_int(name, getattr(c, name))
     if c.n_embd % c.n_head != 0:
         raise ValueError(f"n_embd={c.n_embd} must be divisible by n_head={c.n_head} (n_embd % n_head = {c.n_embd % c.n_head})")
+    if c.n_kv_head is not None:
+        check_positive_int("n_kv_head", c.n_kv_head)
+        if c.n_head % c.n_kv_head != 0:
+            raise ValueError(
+                f"n_head={c.n_head} must be a multiple of n_kv_head={c.n_kv_head} (n_head % n_kv_head = {c.n_head % c.n_kv_head})"
+            )
+    if c.window is not None and (isinstance(c.window, bool) or not isinstance(c.window, int) or not 1 <= c.window <= c.block_size):
+        raise ValueError(f"window must be an integer in [1, block_size={c.block_size}], got window={c.window!r}")
     if not 0.0 <= c.dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got dropout={c.dropout!r}")
     if c.kernels not in ("written", "fused"):
@@ -80,9 +90,9 @@ def _check_config(c: GPTConfig) -> None:
 
 
 def gpt_block(c: GPTConfig) -> Block:
-    r"""One GPT block: pre-LN, causal attention, a GELU MLP four times as wide."""
-    attn = MultiHeadAttention(c.n_embd, c.n_head, bias=c.bias, dropout=c.dropout, causal=True,
-                              attend="sdpa" if c.kernels == "fused" else "written")
+    r"""One GPT block: pre-LN, causal attention (GQA and a sliding window if configured), a GELU MLP four times as wide."""
+    attn = MultiHeadAttention(c.n_embd, c.n_head, c.n_kv_head, bias=c.bias, dropout=c.dropout, causal=True,
+                              window=c.window, attend="sdpa" if c.kernels == "fused" else "written")
     mlp = MLP(c.n_embd, 4 * c.n_embd, activation="gelu", bias=c.bias)
     return Block(attn, mlp, partial(make_norm, "layernorm", c.n_embd, kernels=c.kernels, bias=c.bias), dropout=c.dropout)
 
@@ -136,3 +146,36 @@ class GPT(DecoderLM):
         """
         n = sum(p.numel() for p in self.parameters())
         return n - self.wpe.weight.numel() if non_embedding else n
+
+
+@torch.no_grad()
+def pool_kv_heads(model: GPT, n_kv_head: int) -> GPT:
+    r"""A GQA copy of ``model`` whose key/value heads are the means of the original heads in each group.
+
+    .. math::
+
+        W_K^{(g)} = \frac{1}{r} \sum_{j=0}^{r-1} W_K^{(g r + j)}, \qquad
+        W_V^{(g)} = \frac{1}{r} \sum_{j=0}^{r-1} W_V^{(g r + j)}, \qquad r = n_h / n_{kv}
+
+    (and the biases alike): query head :math:`h` reads group :math:`\lfloor h / r \rfloor`, as
+    :func:`~dlscratch.layers.attention.attend.repeat_kv` lays them out. Every other weight is
+    copied. The *uptraining* of Ainslie et al. (2023) converts a multi-head checkpoint this way,
+    then continues training briefly. Chapter 19.
+
+    Args:
+        model: a GPT (multi-head, or already grouped with a multiple of ``n_kv_head`` heads).
+        n_kv_head: the key/value heads of the copy; must divide the model's key/value heads.
+    """
+    c = model.config
+    nkv_old = c.n_head if c.n_kv_head is None else c.n_kv_head
+    check_positive_int("n_kv_head", n_kv_head)
+    if nkv_old % n_kv_head != 0:
+        raise ValueError(f"the model's {nkv_old} key/value heads cannot be pooled into n_kv_head={n_kv_head} groups")
+    r, hs = nkv_old // n_kv_head, c.n_embd // c.n_head
+    pooled = GPT(replace(c, n_kv_head=n_kv_head)).to(device=model.wte.weight.device, dtype=model.wte.weight.dtype)
+    state = model.state_dict()
+    for name, tensor in state.items():
+        if name.split(".")[-2] in ("k_proj", "v_proj"):  # (nkv_old hs, C) or (nkv_old hs,)
+            state[name] = tensor.view(n_kv_head, r, hs, *tensor.shape[1:]).mean(1).flatten(0, 1)  # (n_kv_head hs, ...)
+    pooled.load_state_dict(state)
+    return pooled

@@ -9,8 +9,10 @@ from .functional import (
     split_heads,
 )
 from .attend import ATTEND, PositionHook, attend_sdpa, attend_written, repeat_kv
-from .kv_cache import KVCache, offset_causal_mask
+from .banded import attend_banded, band_block_mask
+from .kv_cache import KVCache, RollingKVCache, kv_cache_bytes, offset_causal_mask
 from .modules import MultiHeadAttention, start_kv_caches, stop_kv_caches
+from .receptive_field import measure_receptive_field
 
 __all__ = [
     "causal_mask",
@@ -21,6 +23,11 @@ __all__ = [
     "multi_head_attention",
     "offset_causal_mask",
     "KVCache",
+    "RollingKVCache",
+    "kv_cache_bytes",
+    "band_block_mask",
+    "attend_banded",
+    "measure_receptive_field",
     "PositionHook",
     "repeat_kv",
     "attend_written",

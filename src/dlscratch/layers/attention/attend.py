@@ -4,7 +4,8 @@ An *attend* function takes the heads' queries, keys and values and returns the a
 (and the weights, when it forms them). :func:`attend_written` is chapter 11's attention under the
 causal and window masks, the default everywhere and the one the book shows;
 :func:`attend_sdpa` is the same maths by ``torch.nn.functional.scaled_dot_product_attention``,
-for a chapter that opts in by name (``attend="sdpa"``). The tests check they are equal.
+for a chapter that opts in by name (``attend="sdpa"``); :func:`~dlscratch.layers.attention.banded.attend_banded`
+computes a sliding window block by block (``attend="banded"``, chapter 19). The tests check they are equal.
 Introduced in chapter 12; :func:`repeat_kv` in chapter 19, :class:`PositionHook` in chapter 18.
 
 Symbols: B batch, T queries, S keys, nh query heads, nkv key/value heads, hs head size.
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .banded import attend_banded
 from .functional import scaled_dot_product_attention
 from .kv_cache import offset_causal_mask
 
@@ -99,4 +101,4 @@ def attend_sdpa(
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p), None
 
 
-ATTEND = {"written": attend_written, "sdpa": attend_sdpa}
+ATTEND = {"written": attend_written, "sdpa": attend_sdpa, "banded": attend_banded}

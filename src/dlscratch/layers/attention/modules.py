@@ -29,7 +29,7 @@ from torch import nn
 from ..checks import check_positive_int
 from .attend import ATTEND, PositionHook, repeat_kv
 from .functional import merge_heads, split_heads
-from .kv_cache import KVCache
+from .kv_cache import KVCache, RollingKVCache
 
 __all__ = ["MultiHeadAttention", "start_kv_caches", "stop_kv_caches"]
 
@@ -71,7 +71,7 @@ class MultiHeadAttention(nn.Module):
         causal: the layer's default for ``is_causal`` (a decoder's self-attention); only a causal
             layer can hold a KV cache.
         window: a sliding window of this many keys (needs causal attention; ``None``: all).
-        attend: ``"written"`` or ``"sdpa"``.
+        attend: ``"written"``, ``"sdpa"`` or ``"banded"`` (a sliding window block by block, chapter 19).
         device: where to allocate the parameters.
         dtype: parameter dtype.
 
@@ -112,7 +112,7 @@ class MultiHeadAttention(nn.Module):
         self.v_proj = nn.Linear(embed_dim, kv_dim, bias=bias, **factory)
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
         self.positions: PositionHook | None = None  # rotary / additive-bias positions (chapter 18)
-        self.cache: KVCache | None = None  # set by start_kv_caches for cached decoding
+        self.cache: KVCache | RollingKVCache | None = None  # set by start_kv_caches for cached decoding
         self.keep_weights = False  # set True to keep the attention weights of the last call
         self.last_weights: torch.Tensor | None = None
         self._reset_parameters()
@@ -131,6 +131,8 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"a sliding window needs causal=True and a positive integer, got causal={causal}, window={window!r}")
         if attend not in ATTEND:
             raise ValueError(f"unknown attend {attend!r}; expected one of {sorted(ATTEND)}")
+        if attend == "banded" and window is None:
+            raise ValueError("attend='banded' computes a sliding window: give window=w (and causal=True)")
 
     def _reset_parameters(self) -> None:
         # Glorot-uniform over the stacked (q, k, v) input projection and zero biases, as
@@ -196,16 +198,18 @@ class MultiHeadAttention(nn.Module):
         if cache is not None:
             if not causal:
                 raise ValueError("a KV cache needs causal self-attention (is_causal=True)")
-            k, v = cache.append(k, v)  # (B, nkv, S, hs), S = cached + T
+            k, v = cache.append(k, v)  # (B, nkv, S, hs): the cached keys it returns, then the T new ones
+        S = k.size(2)
+        key_offset = 0 if cache is None else offset + T - S  # position of the first key (a rolling cache drops old ones)
         bias = None
         if hook is not None and hook.bias is not None:
-            bias = hook.bias(pos, torch.arange(k.size(2), device=q.device))  # keys at 0 ... S - 1
+            bias = hook.bias(pos, torch.arange(key_offset, key_offset + S, device=q.device))  # keys' positions
         if self.num_kv_heads != self.num_heads:  # each key/value head serves n_rep query heads
             n_rep = self.num_heads // self.num_kv_heads
             k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # (B, nh, S, hs)
         dropout_p = self.dropout if self.training else 0.0
-        out, weights = self.attend_fn(
-            q, k, v, mask=mask, causal=causal, offset=offset, window=self.window, bias=bias, dropout_p=dropout_p
+        out, weights = self.attend_fn(  # the queries sit after the S - T keys before them
+            q, k, v, mask=mask, causal=causal, offset=offset - key_offset, window=self.window, bias=bias, dropout_p=dropout_p
         )
         if self.keep_weights and weights is not None:
             self.last_weights = weights.detach()  # (B, nh, T, S)
@@ -305,17 +309,24 @@ def _causal_layers(model: nn.Module) -> list[MultiHeadAttention]:
     return [m for m in model.modules() if isinstance(m, MultiHeadAttention) and m.causal]
 
 
-def start_kv_caches(model: nn.Module, batch_size: int, max_len: int) -> int:
+def start_kv_caches(model: nn.Module, batch_size: int, max_len: int, *, rolling: bool = False) -> int:
     r"""Give every causal self-attention layer of ``model`` an empty KV cache; returns their bytes.
 
-    The buffers take the device and dtype of each layer's weights. Chapter 17, *GPT*.
+    The buffers take the device and dtype of each layer's weights: a
+    :class:`~dlscratch.layers.attention.kv_cache.KVCache` of ``max_len`` positions, or with
+    ``rolling``, for a layer whose sliding window is shorter than ``max_len``, a
+    :class:`~dlscratch.layers.attention.kv_cache.RollingKVCache` of ``window`` slots (chapter 19).
+    Chapter 17, *GPT*.
     """
     layers = _causal_layers(model)
     if not layers:
         raise ValueError(f"{type(model).__name__} has no causal self-attention layer to cache")
     for attn in layers:
         w = attn.k_proj.weight
-        attn.cache = KVCache(batch_size, attn.num_kv_heads, max_len, attn.head_dim, device=w.device, dtype=w.dtype)
+        if rolling and attn.window is not None and attn.window < max_len:
+            attn.cache = RollingKVCache(batch_size, attn.num_kv_heads, attn.window, attn.head_dim, device=w.device, dtype=w.dtype)
+        else:
+            attn.cache = KVCache(batch_size, attn.num_kv_heads, max_len, attn.head_dim, device=w.device, dtype=w.dtype)
     return sum(attn.cache.nbytes() for attn in layers if attn.cache is not None)
 
 
