@@ -14,9 +14,13 @@ from .cnn import BasicBlock, LeNet, LeNetConfig, ResNet, ResNetConfig
 from .decoder import DecoderLM
 from .decoding import beam_search, greedy_search, length_penalty
 from .fused_decoder import FusedDecoder
-from .gpt import GPT, GPTConfig, gpt_block
+from .block_lm import BlockLM, BlockLMConfig, block_lm_block
+from .gpt import GPT, GPTConfig, gpt_block, pool_kv_heads
+from .llama import LLaMA, LlamaConfig, ladder, llama_block
+from .llama_hf import export_hf
 from .mlp_classifier import MLPClassifier, MLPClassifierConfig
 from .mlp_lm import MLPLM, MLPLMConfig
+from .position_lm import PositionLM, PositionLMConfig
 from .ngram import BigramCounts, NeuralBigram, one_hot
 from .rnn_lm import CharLSTM, CharLSTMConfig, build_sequences
 from .sampling import sample_logits, sample_sequences, sample_words, top_k_filter, top_p_filter
@@ -60,4 +64,15 @@ __all__ = [
     "GPTConfig",
     "GPT",
     "gpt_block",
+    "pool_kv_heads",
+    "PositionLMConfig",
+    "PositionLM",
+    "BlockLMConfig",
+    "BlockLM",
+    "block_lm_block",
+    "LlamaConfig",
+    "LLaMA",
+    "llama_block",
+    "ladder",
+    "export_hf",
 ]

@@ -19,7 +19,6 @@ Introduced in chapter 18, *RoPE and ALiBi*. Symbols: B batch, T time, C channels
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -31,8 +30,8 @@ from ..layers.checks import check_positive_int
 from ..layers.norms import make_norm
 from ..layers.positional import sinusoidal_encoding
 from ..layers.rope import RoPE
-from .decoder import DecoderLM
-from .gpt import GPT, GPTConfig, gpt_block
+from .decoder import DecoderLM, gpt2_init
+from .gpt import GPTConfig, gpt_block
 
 __all__ = ["POSITIONS", "PositionLMConfig", "PositionLM"]
 
@@ -108,10 +107,8 @@ class PositionLM(DecoderLM):
         self.norm_f = make_norm("layernorm", c.n_embd, kernels=c.kernels, bias=False)
         self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # weight tying, as in GPT
-        self.apply(GPT._init_weights)  # GPT-2's N(0, 0.02^2), residual projections scaled below
-        for block in self.blocks:
-            for p in (block.attn.out_proj.weight, block.mlp.down.weight):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * c.n_layer))
+        self.apply(gpt2_init)  # GPT-2's N(0, 0.02^2) (chapter 17)
+        self.scale_residual_init()  # and the residual projections, N(0, (0.02 / sqrt(2L))^2)
         self._install_positions()
 
     def _install_positions(self) -> None:
