@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["ScratchOptimizer", "check_betas", "check_nonnegative", "check_unit_interval"]
+__all__ = ["ScratchOptimizer", "check_betas", "check_flag", "check_nonnegative", "check_unit_interval"]
 
 
 def check_nonnegative(name: str, value: Any) -> None:
@@ -29,6 +29,12 @@ def check_unit_interval(name: str, value: Any) -> None:
     r"""Raise :class:`ValueError` unless ``value`` lies in :math:`[0, 1)`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {name}={value!r}")
+
+
+def check_flag(name: str, value: Any) -> None:
+    r"""Raise :class:`ValueError` unless ``value`` is ``True`` or ``False``."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {name}={value!r}")
 
 
 def check_betas(value: Any) -> None:

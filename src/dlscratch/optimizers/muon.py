@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .base import ScratchOptimizer, check_nonnegative, check_unit_interval
+from .base import ScratchOptimizer, check_flag, check_nonnegative, check_unit_interval
 
 __all__ = ["NS_COEFFICIENTS", "newton_schulz", "muon_lr_scale", "Muon", "split_muon_params"]
 
@@ -204,8 +204,7 @@ class Muon(ScratchOptimizer):
         check_nonnegative("lr", group["lr"])
         check_nonnegative("weight_decay", group["weight_decay"])
         check_unit_interval("momentum", group["momentum"])
-        if not isinstance(group["nesterov"], bool):
-            raise ValueError(f"nesterov must be True or False, got nesterov={group['nesterov']!r}")
+        check_flag("nesterov", group["nesterov"])
         coeffs = group["ns_coefficients"]
         if not isinstance(coeffs, (tuple, list)) or len(coeffs) != 3:
             raise ValueError(f"ns_coefficients must be a triple (a, b, c), got ns_coefficients={coeffs!r}")

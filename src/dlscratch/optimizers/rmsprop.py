@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .base import ScratchOptimizer, check_nonnegative, check_unit_interval
+from .base import ScratchOptimizer, check_flag, check_nonnegative, check_unit_interval
 
 __all__ = ["RMSprop"]
 
@@ -69,8 +69,7 @@ class RMSprop(ScratchOptimizer):
         check_nonnegative("eps", group["eps"])
         check_nonnegative("weight_decay", group["weight_decay"])
         check_unit_interval("momentum", group["momentum"])
-        if not isinstance(group["centered"], bool):
-            raise ValueError(f"centered must be True or False, got centered={group['centered']!r}")
+        check_flag("centered", group["centered"])
 
     def update(self, p: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         r"""One step for ``p``: L2 decay, the running mean of squares, then the (momentum) step."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .base import ScratchOptimizer, check_nonnegative, check_unit_interval
+from .base import ScratchOptimizer, check_flag, check_nonnegative, check_unit_interval
 
 __all__ = ["SGD"]
 
@@ -65,8 +65,7 @@ class SGD(ScratchOptimizer):
         check_nonnegative("lr", group["lr"])
         check_unit_interval("momentum", group["momentum"])
         check_nonnegative("weight_decay", group["weight_decay"])
-        if not isinstance(group["nesterov"], bool):
-            raise ValueError(f"nesterov must be True or False, got nesterov={group['nesterov']!r}")
+        check_flag("nesterov", group["nesterov"])
         if group["nesterov"] and group["momentum"] == 0:
             raise ValueError(f"nesterov=True needs momentum > 0, got momentum={group['momentum']!r}")
 
