@@ -62,7 +62,36 @@ def offset_causal_mask(
     return _band(T, S, offset, window, torch.device(device if device is not None else "cpu"))
 
 
-class KVCache:
+class _KVBuffers:
+    r"""The two zero-filled buffers of a per-layer cache, with the checks, ``reset`` and ``nbytes`` both caches share."""
+
+    def __init__(self, sizes: dict[str, int], device: torch.device | str | None, dtype: torch.dtype | None) -> None:
+        bad = {k: v for k, v in sizes.items() if isinstance(v, bool) or not isinstance(v, int) or v < 1}
+        if bad:
+            raise ValueError(f"{type(self).__name__} sizes must be positive integers, got {bad}")
+        shape = tuple(sizes.values())  # (B, nkv, slots, hs)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)  # (B, nkv, slots, hs)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)  # (B, nkv, slots, hs)
+        self.length = 0  # positions seen so far
+
+    def _check_fits(self, k: torch.Tensor) -> None:
+        B, nkv, _, hs = k.shape
+        if (B, nkv, hs) != (self.k.size(0), self.k.size(1), self.k.size(3)):
+            raise ValueError(
+                f"keys of shape {tuple(k.shape)} do not fit a cache of (B, nkv, hs) = "
+                f"{(self.k.size(0), self.k.size(1), self.k.size(3))}"
+            )
+
+    def reset(self) -> None:
+        r"""Forget the cached positions (the buffers are reused)."""
+        self.length = 0
+
+    def nbytes(self) -> int:
+        r"""Memory held by the two buffers, in bytes."""
+        return self.k.nbytes + self.v.nbytes
+
+
+class KVCache(_KVBuffers):
     r"""One attention layer's preallocated key and value buffers, filled left to right.
 
     :meth:`append` writes the :math:`T` new keys and values at positions
@@ -94,38 +123,21 @@ class KVCache:
         dtype: torch.dtype | None = None,
     ) -> None:
         sizes = {"batch_size": batch_size, "n_kv_head": n_kv_head, "max_len": max_len, "head_size": head_size}
-        bad = {k: v for k, v in sizes.items() if isinstance(v, bool) or not isinstance(v, int) or v < 1}
-        if bad:
-            raise ValueError(f"KVCache sizes must be positive integers, got {bad}")
-        shape = (batch_size, n_kv_head, max_len, head_size)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)  # (B, nkv, max_len, hs)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)  # (B, nkv, max_len, hs)
+        super().__init__(sizes, device, dtype)  # k, v: (B, nkv, max_len, hs); length: positions filled
         self.max_len = max_len
-        self.length = 0  # positions filled
 
     def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         r"""Store the new keys and values after the cached ones, advance, and return all of them."""
-        B, nkv, T, hs = k.shape
+        T = k.size(2)
         end = self.length + T
         if end > self.max_len:
             raise ValueError(f"KVCache holds {self.max_len} positions; {self.length} cached + {T} new = {end}")
-        if (B, nkv, hs) != (self.k.size(0), self.k.size(1), self.k.size(3)):
-            raise ValueError(
-                f"keys of shape {tuple(k.shape)} do not fit a cache of (B, nkv, hs) = "
-                f"{(self.k.size(0), self.k.size(1), self.k.size(3))}"
-            )
+        self._check_fits(k)
         self.k[:, :, self.length : end] = k  # positions length ... end - 1 <- (B, nkv, T, hs)
         self.v[:, :, self.length : end] = v
         self.length = end
         return self.k[:, :, :end], self.v[:, :, :end]  # (B, nkv, S, hs), S = end
 
-    def reset(self) -> None:
-        r"""Forget the cached positions (the buffers are reused)."""
-        self.length = 0
-
-    def nbytes(self) -> int:
-        r"""Memory held by the two buffers, in bytes."""
-        return self.k.nbytes + self.v.nbytes
 
 
 def kv_cache_bytes(
@@ -155,7 +167,7 @@ def kv_cache_bytes(
     return 2 * n_layer * n_kv_head * head_size * positions * batch_size * bytes_per_value
 
 
-class RollingKVCache:
+class RollingKVCache(_KVBuffers):
     r"""A sliding-window layer's cache: only the last ``window`` positions, in a ring of that many slots.
 
     With a window of :math:`w` keys, query :math:`t` reads positions :math:`t - w + 1 \ldots t`,
@@ -193,23 +205,13 @@ class RollingKVCache:
         dtype: torch.dtype | None = None,
     ) -> None:
         sizes = {"batch_size": batch_size, "n_kv_head": n_kv_head, "window": window, "head_size": head_size}
-        bad = {k: v for k, v in sizes.items() if isinstance(v, bool) or not isinstance(v, int) or v < 1}
-        if bad:
-            raise ValueError(f"RollingKVCache sizes must be positive integers, got {bad}")
-        shape = (batch_size, n_kv_head, window, head_size)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)  # (B, nkv, w, hs), slot p % w holds position p
-        self.v = torch.zeros(shape, device=device, dtype=dtype)  # (B, nkv, w, hs)
+        super().__init__(sizes, device, dtype)  # k, v: (B, nkv, w, hs), slot p % w holds position p
         self.window = window
-        self.length = 0  # positions seen so far
 
     def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         r"""Return the cached window then the new keys and values; keep the last ``window`` of them."""
-        B, nkv, T, hs = k.shape
-        if (B, nkv, hs) != (self.k.size(0), self.k.size(1), self.k.size(3)):
-            raise ValueError(
-                f"keys of shape {tuple(k.shape)} do not fit a cache of (B, nkv, hs) = "
-                f"{(self.k.size(0), self.k.size(1), self.k.size(3))}"
-            )
+        T = k.size(2)
+        self._check_fits(k)
         w, n = self.window, self.length
         m = min(n, w - 1)  # cached positions n - m ... n - 1 are still in the new queries' windows
         slots = torch.arange(n - m, n, device=self.k.device) % w  # (m,) their slots, in order of position
@@ -221,11 +223,3 @@ class RollingKVCache:
         self.v[:, :, new_slots] = v[:, :, T - keep :]
         self.length = n + T
         return k_all, v_all
-
-    def reset(self) -> None:
-        r"""Forget the cached positions (the buffers are reused)."""
-        self.length = 0
-
-    def nbytes(self) -> int:
-        r"""Memory held by the two buffers, in bytes."""
-        return self.k.nbytes + self.v.nbytes
