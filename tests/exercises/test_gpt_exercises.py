@@ -19,6 +19,7 @@ from dlscratch.exercises.gpt import (
 from dlscratch.layers.attention.kv_cache import KVCache
 from dlscratch.models.sampling import top_k_filter, top_p_filter
 from dlscratch.models.gpt import GPT, GPTConfig
+from tests.exercises.grading import assert_grades
 
 
 @pytest.fixture(autouse=True)
@@ -62,13 +63,7 @@ CASES: list[tuple[str, Any, list[Any]]] = [
 
 @pytest.mark.parametrize("name, solution, wrongs", CASES, ids=[c[0] for c in CASES])
 def test_correct_wrong_and_missing(name: str, solution: Any, wrongs: list[Any]) -> None:
-    verdict = grade(name, solution())
-    assert verdict.correct is True, verdict.message
-    for wrong in wrongs:
-        verdict = grade(name, wrong())
-        assert verdict.correct is False, (name, verdict.message)
-        assert "not" in verdict.message or "✗" in verdict.message
-    assert grade(name, ...).correct is None
+    assert_grades(name, solution, wrongs)
 
 
 def test_known_values() -> None:

@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 import torch
 
-from dlscratch.exercises import core, grade
+from dlscratch.exercises import core
 from dlscratch.exercises.gqa import ATTENTION_CONFIG, BANDED_T, BANDED_WINDOWS
 from dlscratch.layers import MultiHeadAttention
+from tests.exercises.grading import assert_grades
 
 
 @pytest.fixture(autouse=True)
@@ -48,12 +49,7 @@ CASES: list[tuple[str, Any, list[Any]]] = [
 
 @pytest.mark.parametrize("name, solution, wrongs", CASES, ids=[c[0] for c in CASES])
 def test_correct_wrong_and_missing(name: str, solution: Any, wrongs: list[Any]) -> None:
-    verdict = grade(name, solution())
-    assert verdict.correct is True, verdict.message
-    for wrong in wrongs:
-        verdict = grade(name, wrong())
-        assert verdict.correct is False, (name, verdict.message)
-    assert grade(name, ...).correct is None
+    assert_grades(name, solution, wrongs)
 
 
 def test_known_values() -> None:

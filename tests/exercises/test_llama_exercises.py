@@ -12,6 +12,7 @@ from dlscratch.exercises import core, grade
 from dlscratch.exercises.llama import CACHE_CONFIG, PARAMS_CONFIG
 from dlscratch.layers import apply_rope, apply_rope_interleaved, repeat_kv, rope_angles
 from dlscratch.models.llama import LLaMA, LlamaConfig
+from tests.exercises.grading import assert_grades
 
 
 @pytest.fixture(autouse=True)
@@ -59,12 +60,7 @@ CASES: list[tuple[str, Any, list[Any]]] = [
 
 @pytest.mark.parametrize("name, solution, wrongs", CASES, ids=[c[0] for c in CASES])
 def test_correct_wrong_and_missing(name: str, solution: Any, wrongs: list[Any]) -> None:
-    verdict = grade(name, solution())
-    assert verdict.correct is True, verdict.message
-    for wrong in wrongs:
-        verdict = grade(name, wrong())
-        assert verdict.correct is False, (name, verdict.message)
-    assert grade(name, ...).correct is None
+    assert_grades(name, solution, wrongs)
 
 
 def test_known_values_and_specific_hints() -> None:

@@ -10,6 +10,7 @@ import torch
 
 from dlscratch.exercises import core, grade
 from dlscratch.exercises.rope_alibi import SHARE_HEADS, SHARE_KEYS, SHARE_RECENT, TURNS_CONTEXT, TURNS_HEAD_SIZE
+from tests.exercises.grading import assert_grades
 
 
 @pytest.fixture(autouse=True)
@@ -58,12 +59,7 @@ CASES: list[tuple[str, Any, list[Any]]] = [
 
 @pytest.mark.parametrize("name, solution, wrongs", CASES, ids=[c[0] for c in CASES])
 def test_correct_wrong_and_missing(name: str, solution: Any, wrongs: list[Any]) -> None:
-    verdict = grade(name, solution())
-    assert verdict.correct is True, verdict.message
-    for wrong in wrongs:
-        verdict = grade(name, wrong())
-        assert verdict.correct is False, (name, verdict.message)
-    assert grade(name, ...).correct is None
+    assert_grades(name, solution, wrongs)
 
 
 def test_known_values() -> None:
