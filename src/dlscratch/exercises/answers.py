@@ -5,6 +5,7 @@ They raise :class:`AssertionError` with a hint, which :func:`~dlscratch.exercise
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -21,9 +22,11 @@ def require_callable(answer: Any, what: str) -> Callable[..., Any]:
 
 
 def require_number(answer: Any, what: str) -> float:
-    r"""``answer`` as a float: a Python number or a one-element tensor (not a bool)."""
+    r"""``answer`` as a float: a finite Python number or a one-element tensor (not a bool)."""
     if isinstance(answer, torch.Tensor) and answer.numel() == 1:
         answer = answer.item()
     if isinstance(answer, bool) or not isinstance(answer, (int, float)):
         raise AssertionError(f"give {what} as a number, got {answer!r}.")
+    if not math.isfinite(answer):
+        raise AssertionError(f"{what} must be finite, got {answer}.")
     return float(answer)

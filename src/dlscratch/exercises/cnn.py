@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .answers import require_number
 from .core import exercise
 
 __all__ = [
@@ -35,14 +36,6 @@ RECEPTIVE_STACK = (
     ("conv", 3, 1, 1),
     ("conv", 3, 1, 2),
 )
-
-
-def _number(answer: Any, what: str) -> int:
-    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
-        answer = answer.item()
-    if isinstance(answer, bool) or not isinstance(answer, (int, float)):
-        raise AssertionError(f"give {what} as a number, got {answer!r}.")
-    return answer  # type: ignore[return-value]
 
 
 def _brute_force_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
@@ -81,7 +74,7 @@ def check_output_size(answer: Any) -> None:
 @exercise("cnn.conv_params")
 def check_conv_params(answer: Any) -> None:
     r"""The number of learnable parameters of ``nn.Conv2d(**CONV_PARAMS_LAYER)``."""
-    got = _number(answer, "the parameter count")
+    got = require_number(answer, "the parameter count")
     layer = nn.Conv2d(**CONV_PARAMS_LAYER)
     want = sum(p.numel() for p in layer.parameters())
     if got == want:
@@ -117,7 +110,7 @@ def _receptive_field() -> int:
 @exercise("cnn.receptive_field")
 def check_receptive_field(answer: Any) -> None:
     r"""The side length of the receptive field of one output pixel of ``RECEPTIVE_STACK``."""
-    got = _number(answer, "the receptive field (a side length in pixels)")
+    got = require_number(answer, "the receptive field (a side length in pixels)")
     want = _receptive_field()
     if got == want:
         return

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.mlp_classifier import MLPClassifier, MLPClassifierConfig
+from .answers import require_number
 from .core import exercise
 
 __all__ = [
@@ -29,14 +30,6 @@ __all__ = [
 DROPOUT_P = 0.25
 # deepnets.param_count: the classifier whose trainable parameters are counted
 PARAM_COUNT_CONFIG = MLPClassifierConfig(in_shape=(1, 8, 8), n_classes=10, hidden=32, depth=2, batch_norm=True)
-
-
-def _as_number(answer: Any, what: str) -> float:
-    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
-        answer = answer.item()
-    if isinstance(answer, bool) or not isinstance(answer, (int, float)):
-        raise AssertionError(f"give the {what} as a Python number, not {answer!r}.")
-    return float(answer)
 
 
 def _call(fn: Callable[..., Any], *args: Any) -> torch.Tensor:
@@ -100,7 +93,7 @@ def check_batchnorm_train(answer: Any) -> None:
 @exercise("deepnets.dropout_variance")
 def check_dropout_variance(answer: Any) -> None:
     r"""The variance of inverted dropout with ``p = DROPOUT_P`` applied to a tensor of ones."""
-    got = _as_number(answer, "variance")
+    got = require_number(answer, "the variance")
     p = DROPOUT_P
     values = torch.tensor([0.0, 1.0 / (1.0 - p)], dtype=torch.float64)  # the two outcomes
     probs = torch.tensor([p, 1.0 - p], dtype=torch.float64)
@@ -118,7 +111,7 @@ def check_dropout_variance(answer: Any) -> None:
 @exercise("deepnets.param_count")
 def check_param_count(answer: Any) -> None:
     r"""The number of trainable parameters of ``MLPClassifier(PARAM_COUNT_CONFIG)``."""
-    got = _as_number(answer, "parameter count")
+    got = require_number(answer, "the parameter count")
     model = MLPClassifier(PARAM_COUNT_CONFIG)
     want = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if got == want:

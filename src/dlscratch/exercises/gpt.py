@@ -1,8 +1,8 @@
 r"""Exercise checkers for chapter 17, "GPT" (topic prefix ``gpt.``).
 
-Every checker recomputes the answer independently, with plain arithmetic and loops (never the
-chapter's classes), and raises :class:`AssertionError` with a hint when the reader's answer
-differs. The reference solutions live in the tests, not here and not on the page.
+The number checkers recompute the answer with plain arithmetic; the sampling checker runs the
+package's own tested :func:`~dlscratch.models.sampling.top_k_filter` and
+:func:`~dlscratch.models.sampling.top_p_filter`. A wrong answer gets a hint. The reference solutions live in the tests, not here and not on the page.
 """
 
 from __future__ import annotations
@@ -10,6 +10,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import torch
+
+from ..models.sampling import top_k_filter, top_p_filter
+from .answers import require_number
 from .core import exercise
 
 __all__ = [
@@ -37,20 +41,10 @@ FILTER_TOP_P = 0.9
 GENERATE_TOKENS = 512
 
 
-def _number(answer: Any, what: str) -> float:
-    try:
-        value = float(answer)
-    except (TypeError, ValueError) as err:
-        raise AssertionError(f"give {what} as a number, got {answer!r}.") from err
-    if not math.isfinite(value):
-        raise AssertionError(f"{what} must be finite, got {value}.")
-    return value
-
-
 @exercise("gpt.num_parameters")
 def check_num_parameters(answer: Any) -> None:
     r"""Total parameters of ``PARAMS_CONFIG``: embeddings, blocks, final LayerNorm, the tied head once."""
-    got = _number(answer, "the number of parameters")
+    got = require_number(answer, "the number of parameters")
     V, T, L, C = (PARAMS_CONFIG[k] for k in ("vocab_size", "block_size", "n_layer", "n_embd"))
     per_block = 0
     per_block += C  # norm1 gain
@@ -78,7 +72,7 @@ def check_num_parameters(answer: Any) -> None:
 @exercise("gpt.kv_cache_bytes")
 def check_kv_cache_bytes(answer: Any) -> None:
     r"""Bytes of the K and V caches of ``CACHE_CONFIG`` (every layer, every head, the whole context)."""
-    got = _number(answer, "the size in bytes")
+    got = require_number(answer, "the size in bytes")
     c = CACHE_CONFIG
     per_token = 2 * c["n_layer"] * c["n_embd"]  # K and V, all layers; heads x head size = n_embd
     want = per_token * c["batch_size"] * c["context"] * c["bytes_per_number"]
@@ -97,28 +91,8 @@ def check_kv_cache_bytes(answer: Any) -> None:
     raise AssertionError(f"{got:,.0f} bytes is not it: count layers x (K and V) x batch x positions x n_embd x bytes.")
 
 
-def _softmax(z: list[float]) -> list[float]:
-    m = max(v for v in z if v != -math.inf)
-    e = [math.exp(v - m) if v != -math.inf else 0.0 for v in z]
-    s = sum(e)
-    return [v / s for v in e]
-
-
-def _keep_top_k(z: list[float], k: int) -> list[float]:
-    kth = sorted(z, reverse=True)[k - 1]
-    return [v if v >= kth else -math.inf for v in z]
-
-
-def _keep_top_p(z: list[float], p: float) -> list[float]:
-    probs = _softmax(z)
-    order = sorted(range(len(z)), key=lambda i: -probs[i])
-    out, mass = [-math.inf] * len(z), 0.0
-    for i in order:
-        if mass >= p:
-            break
-        out[i] = z[i]
-        mass += probs[i]
-    return out
+def _probs(logits: torch.Tensor) -> list[float]:
+    return torch.softmax(logits, dim=-1).tolist()
 
 
 @exercise("gpt.filter_probs")
@@ -130,8 +104,9 @@ def check_filter_probs(answer: Any) -> None:
         raise AssertionError(f"give a list of {len(FILTER_LOGITS)} probabilities, got {answer!r}.") from err
     if len(got) != len(FILTER_LOGITS):
         raise AssertionError(f"give one probability per token: {len(FILTER_LOGITS)} numbers, got {len(got)}.")
-    z = list(FILTER_LOGITS)
-    want = _softmax(_keep_top_p(_keep_top_k(z, FILTER_TOP_K), FILTER_TOP_P))
+    z = torch.tensor(FILTER_LOGITS, dtype=torch.float64)
+    top_k, top_p = top_k_filter(z, FILTER_TOP_K), top_p_filter(z, FILTER_TOP_P)
+    want = _probs(top_p_filter(top_k, FILTER_TOP_P))  # the package's sampler: top-k, then top-p
 
     def close(a: list[float], b: list[float]) -> bool:
         return all(abs(x - y) <= 2e-3 for x, y in zip(a, b))
@@ -140,14 +115,14 @@ def check_filter_probs(answer: Any) -> None:
         return
     if abs(sum(got) - 1.0) > 1e-2:
         raise AssertionError(f"your numbers sum to {sum(got):.4f}: renormalise over the tokens you keep.")
-    if close(got, _softmax(z)):
+    if close(got, _probs(z)):
         raise AssertionError("that is the plain softmax: now drop the tokens top-k and top-p remove.")
-    if close(got, _softmax(_keep_top_k(z, FILTER_TOP_K))):
+    if close(got, _probs(top_k)):
         raise AssertionError(
             "that is the distribution after top-k alone (or after top-p applied first): apply top-p to the "
             "renormalised top-k distribution."
         )
-    if close(got, _softmax(_keep_top_k(_keep_top_p(z, FILTER_TOP_P), FILTER_TOP_K))):
+    if close(got, _probs(top_k_filter(top_p, FILTER_TOP_K))):
         raise AssertionError("order matters: top-k first, then top-p on the distribution top-k left.")
     raise AssertionError(
         "not yet. Keep the 3 largest logits, take their softmax, sort it, keep tokens while the mass "
@@ -158,7 +133,7 @@ def check_filter_probs(answer: Any) -> None:
 @exercise("gpt.recompute_ratio")
 def check_recompute_ratio(answer: Any) -> None:
     r"""Token positions run through the model without / with a KV cache, for ``GENERATE_TOKENS`` new tokens."""
-    got = _number(answer, "the ratio")
+    got = require_number(answer, "the ratio")
     without = with_cache = 0
     length = 1  # the one-token prompt
     for step in range(GENERATE_TOKENS):

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .answers import require_callable
+from .answers import require_callable, require_number
 from .core import NotAttempted, exercise
 
 __all__ = [
@@ -35,18 +35,10 @@ EX_EMBD = 12
 EX_HIDDEN = 150
 
 
-def _number(answer: Any, what: str) -> float:
-    if isinstance(answer, bool) or not isinstance(answer, (int, float)) and not (
-        isinstance(answer, torch.Tensor) and answer.numel() == 1
-    ):
-        raise AssertionError(f"give the {what} as a single number, got {answer!r}.")
-    return float(answer)
-
-
 @exercise("mlp.kaiming_std")
 def check_kaiming_std(answer: Any) -> None:
     r"""Standard deviation of the hidden Linear's weights (Kaiming init for tanh) for ``EX_BLOCK x EX_EMBD`` inputs."""
-    got = _number(answer, "standard deviation")
+    got = require_number(answer, "the standard deviation")
     fan_in = EX_BLOCK * EX_EMBD
     want = nn.init.calculate_gain("tanh") / math.sqrt(fan_in)
     if math.isclose(got, want, rel_tol=1e-3):
@@ -66,7 +58,7 @@ def check_kaiming_std(answer: Any) -> None:
 @exercise("mlp.param_count")
 def check_param_count(answer: Any) -> None:
     r"""Trainable parameters of the batch-norm MLP LM with ``EX_*`` sizes (hidden Linear without bias)."""
-    got = _number(answer, "parameter count")
+    got = require_number(answer, "the parameter count")
     parts = {
         "embedding": nn.Embedding(EX_VOCAB, EX_EMBD),
         "hidden": nn.Linear(EX_BLOCK * EX_EMBD, EX_HIDDEN, bias=False),

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from .answers import require_number
 from .core import NotAttempted, exercise
 
 __all__ = [
@@ -56,15 +57,6 @@ SCALER_GROWTH_INTERVAL = 3
 SCALER_OVERFLOWS = (False, False, True, False, False, False, True, True, False, False, False, False)
 
 
-def _number(answer: Any, what: str) -> float:
-    if answer is None:
-        raise NotAttempted
-    try:
-        return float(answer)
-    except (TypeError, ValueError) as err:
-        raise AssertionError(f"give the {what} as a number, got {answer!r}.") from err
-
-
 def _adam(bias_correction: bool, n_steps: int) -> float:
     p, m, v = ADAM_P0, 0.0, 0.0
     b1, b2 = ADAM_BETAS
@@ -79,7 +71,7 @@ def _adam(bias_correction: bool, n_steps: int) -> float:
 @exercise("optim.adam_step")
 def check_adam_step(answer: Any) -> None:
     r"""The parameter after two Adam steps from ``ADAM_P0`` with gradients ``ADAM_GRADS``."""
-    got = _number(answer, "parameter value")
+    got = require_number(answer, "the parameter value")
     if math.isclose(got, _adam(True, 2), abs_tol=1e-4):
         return
     if math.isclose(got, _adam(False, 2), abs_tol=1e-4):
@@ -103,7 +95,7 @@ def _cosine(step: int, shift: int) -> float:
 @exercise("optim.warmup_cosine_lr")
 def check_warmup_cosine_lr(answer: Any) -> None:
     r"""The warm-up + cosine learning rate after ``COSINE_STEP`` completed updates."""
-    got = _number(answer, "learning rate")
+    got = require_number(answer, "the learning rate")
     want = _cosine(COSINE_STEP, 1)
     if math.isclose(got, want, rel_tol=1e-3):
         return
@@ -167,7 +159,7 @@ def _final_scale(overflows: tuple[bool, ...], interval: int, reset_on_overflow: 
 @exercise("optim.loss_scale")
 def check_loss_scale(answer: Any) -> None:
     r"""The dynamic loss scale after the steps of ``SCALER_OVERFLOWS``."""
-    got = _number(answer, "loss scale")
+    got = require_number(answer, "the loss scale")
     if got == _final_scale(SCALER_OVERFLOWS, SCALER_GROWTH_INTERVAL):
         return
     if got == _final_scale(SCALER_OVERFLOWS, SCALER_GROWTH_INTERVAL, reset_on_overflow=False):

@@ -14,20 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .answers import require_callable
+from .answers import require_callable, require_number
 from .core import NotAttempted, exercise
 
 __all__ = ["check_layer_params", "check_layer_norm", "check_ffn_share"]
 __all__ += ["check_decoder_params", "check_peak_lr", "check_beam_step"]
-
-
-def _number(answer: Any) -> float:
-    if answer is ...:
-        raise NotAttempted
-    try:
-        return float(answer)
-    except (TypeError, ValueError) as err:
-        raise AssertionError(f"give a number, got {answer!r}.") from err
 
 
 def _count(module: nn.Module) -> int:
@@ -83,7 +74,7 @@ FFN_SHARE_C, FFN_SHARE_F = 512, 2048  # enc.ffn_share: the base Transformer's si
 @exercise("enc.ffn_share")
 def check_ffn_share(answer: Any) -> None:
     r"""The fraction of an encoder layer's parameters that sit in its FFN (base model)."""
-    got = _number(answer)
+    got = require_number(answer, "the answer")
     layer = nn.TransformerEncoderLayer(FFN_SHARE_C, 8, FFN_SHARE_F)
     want = (_count(layer.linear1) + _count(layer.linear2)) / _count(layer)
     if abs(got - want) < 1e-3:
