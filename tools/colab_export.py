@@ -10,7 +10,8 @@ only when that file sits next to ``X.md`` at build time. This script writes thos
 * no outputs are kept.
 
 Usage: ``python tools/colab_export.py [--check]`` (``--check`` fails when a chapter uses a
-construct the exporter cannot rewrite, without writing files).
+construct the exporter cannot rewrite, without writing files). An unknown directive, directive
+option or role is an error, never silently dropped.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from booktools import ROOT, chapter_paths, config, setup_cell_source  # noqa: E4
 FENCE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w:-]+)\}\s*(?P<arg>.*)$")
 OPTION = re.compile(r"^:(?P<key>[\w-]+):\s*(?P<value>.*)$")
 ROLE = re.compile(r"\{(?P<role>[\w:-]+)\}`(?P<text>[^`]*)`")
+# a role, or an inline code span (left alone: `\p{L}` is code, not a role), scanned left to right
+ROLE_OR_CODE = re.compile(r"\{(?P<role>[\w:-]+)\}`(?P<text>[^`]*)`|(?P<code>`+)(?P<body>.*?)(?P=code)")
 TARGET = re.compile(r"^\(\s*[\w.-]+\s*\)=\s*$")
 DOLLAR_LABEL = re.compile(r"^\$\$\s*\((?P<label>[\w.-]+)\)\s*$")
 
@@ -47,6 +50,13 @@ ADMONITIONS = {
     "danger": "Danger",
     "error": "Error",
     "seealso": "See also",
+}
+
+
+# the options each directive's rewrite honours; any other option is an error, never silently dropped
+KNOWN_OPTIONS: dict[str, frozenset[str]] = {
+    "math": frozenset({"label"}),
+    "literalinclude": frozenset({"pyobject", "language", "lines"}),
 }
 
 
@@ -182,6 +192,9 @@ class Converter:
         return out
 
     def _directive(self, name: str, arg: str, options: dict[str, str], body: list[str]) -> list[str]:
+        unknown = sorted(set(options) - KNOWN_OPTIONS.get(name, frozenset()))
+        if unknown:
+            raise ExportError(f"{self.md_path}: the Colab exporter does not know the option(s) {unknown} of {{{name}}}")
         if name == "math":
             math = "\n".join(b for b in body if b.strip())
             tag = f" \\tag{{{self.equations[options['label']]}}}" if "label" in options else ""
@@ -207,6 +220,8 @@ class Converter:
 
     def _roles(self, line: str) -> str:
         def sub(m: re.Match[str]) -> str:
+            if m.group("code"):
+                return m.group(0)
             role, text = m.group("role"), m.group("text")
             if role == "eq":
                 label = text.strip()
@@ -225,9 +240,11 @@ class Converter:
                 return shown.group(1) if shown else text
             if role in {"math"}:
                 return f"${text}$"
-            return f"`{text}`"
+            if role.startswith("py:"):  # {py:func}`torch.softmax` and the like: the name, as code
+                return f"`{text}`"
+            raise ExportError(f"{self.md_path}: the Colab exporter does not know the {{{role}}} role")
 
-        return ROLE.sub(sub, line)
+        return ROLE_OR_CODE.sub(sub, line)
 
 
 def export_chapter(md_path: Path) -> nbformat.NotebookNode:

@@ -9,9 +9,9 @@ from pathlib import Path
 import nbformat
 import pytest
 from booktools import ROOT, chapter_paths, setup_cell_source
-from colab_export import Converter, ExportError, export_chapter
+from colab_export import ROLE_OR_CODE, Converter, ExportError, export_chapter
 
-MYST_LEFTOVER = re.compile(r"\{[\w:-]+\}`|^\s*(```|:::)\{", re.M)
+MYST_FENCE = re.compile(r"^\s*(```|:::)\{", re.M)
 CODE_BLOCK = re.compile(r"^```[\w-]*\n.*?^```$", re.M | re.S)  # included code may hold reST roles
 
 
@@ -25,7 +25,8 @@ def test_exported_chapter_is_valid_and_plain(md: Path) -> None:
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             prose = CODE_BLOCK.sub("", cell.source)
-            assert not MYST_LEFTOVER.search(prose), f"MyST syntax left in {md.name}:\n{prose[:400]}"
+            roles = [m.group(0) for m in ROLE_OR_CODE.finditer(prose) if m.group("role")]  # not inside `code`
+            assert not roles and not MYST_FENCE.search(prose), f"MyST syntax left in {md.name}: {roles}\n{prose[:400]}"
 
 
 def _convert(text: str, tmp_path: Path) -> str:
@@ -83,6 +84,17 @@ def test_unknown_constructs_fail_loudly(tmp_path: Path) -> None:
         _convert("{cite}`nokey`", tmp_path)
     with pytest.raises(ExportError, match="unclosed"):
         _convert("```{note}\nnever closed", tmp_path)
+    with pytest.raises(ExportError, match="abbr"):  # an unknown role is not silently turned into code
+        _convert("an {abbr}`LM (language model)`", tmp_path)
+    with pytest.raises(ExportError, match=r"\['open'\].*dropdown"):  # nor an option silently dropped
+        _convert("```{dropdown} Solution\n:open:\nx\n```", tmp_path)
+    with pytest.raises(ExportError, match="emphasize-lines"):
+        _convert("```{literalinclude} ../../src/dlscratch/utils.py\n:emphasize-lines: 2\n```", tmp_path)
+
+
+def test_braces_inside_inline_code_are_not_roles(tmp_path: Path) -> None:
+    out = _convert("the classes `\\p{L}` and `\\p{N}` of `regex`, see {eq}`eq-x`\n$$ (eq-x)", tmp_path)
+    assert "`\\p{L}` and `\\p{N}` of `regex`, see (1)" in out
 
 
 def test_dropdown_becomes_details(tmp_path: Path) -> None:
