@@ -257,7 +257,7 @@ class MoE(nn.Module):
                 continue
             tokens = token_of[slots]  # (n_e,)
             out = self.experts[e](h[tokens]) * gate_of[slots, None]  # (n_e, C) * (n_e, 1)
-            y.index_add_(0, tokens, out)  # (N, C)
+            y.index_add_(0, tokens, out.to(y.dtype))  # (N, C); under autocast the experts may return bf16
         return y, counts, int((counts - kept).sum().item())
 
     def extra_repr(self) -> str:
