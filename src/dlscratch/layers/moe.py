@@ -20,7 +20,6 @@ import math
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .checks import check_positive_int
@@ -186,7 +185,7 @@ class MoE(nn.Module):
         num_experts: :math:`E`.
         top_k: :math:`k`, experts per token (:math:`1 \le k \le E`).
         gating: ``"switch"`` (gates are the probabilities) or ``"mixtral"`` (renormalised over the top :math:`k`).
-        capacity_factor: ``None`` (no limit, Mixtral) or a positive factor (Switch trains at 1.25).
+        capacity_factor: ``None`` (no limit, Mixtral) or a positive factor (Switch: between 1 and 2).
         aux_loss_coef: :math:`\alpha` (Switch: 0.01).
         z_loss_coef: :math:`\beta` (ST-MoE: 0.001).
         activation: ``"swiglu"`` or an :class:`~dlscratch.layers.feedforward.MLP` activation.
