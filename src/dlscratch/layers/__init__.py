@@ -14,6 +14,7 @@ from .conv import Conv2d, conv2d_loops, conv2d_unfold, conv_output_size, sliding
 from .dropout import Dropout, dropout
 from .feedforward import ACTIVATIONS, MLP, SwiGLU, relu2, swiglu_hidden
 from .losses import cross_entropy
+from .moe import MoE, drop_fraction, expert_capacity, load_balancing_loss, route, router_z_loss
 from .norms import NORMS, BatchNorm1d, BatchNorm2d, FusedLayerNorm, FusedRMSNorm, LayerNorm, RMSNorm, batch_norm, make_norm
 from .pooling import AvgPool2d, MaxPool2d, avg_pool2d, max_pool2d
 from .positional import (
@@ -61,6 +62,13 @@ __all__ = [
     "SwiGLU",
     "swiglu_hidden",
     "relu2",
+    # mixture of experts
+    "MoE",
+    "route",
+    "load_balancing_loss",
+    "router_z_loss",
+    "expert_capacity",
+    "drop_fraction",
     # convolution and pooling
     "conv_output_size",
     "sliding_windows",

@@ -20,6 +20,7 @@ from .llama import LLaMA, LlamaConfig, ladder, llama_block
 from .llama_hf import export_hf
 from .mlp_classifier import MLPClassifier, MLPClassifierConfig
 from .mlp_lm import MLPLM, MLPLMConfig
+from .moe_lm import MoELM, MoELMConfig, active_parameters, moe_block
 from .position_lm import PositionLM, PositionLMConfig
 from .ngram import BigramCounts, NeuralBigram, one_hot
 from .rnn_lm import CharLSTM, CharLSTMConfig, build_sequences
@@ -75,4 +76,8 @@ __all__ = [
     "llama_block",
     "ladder",
     "export_hf",
+    "MoELMConfig",
+    "MoELM",
+    "moe_block",
+    "active_parameters",
 ]
