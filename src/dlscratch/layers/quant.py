@@ -103,7 +103,7 @@ def quantize_blockwise(w: torch.Tensor, levels: torch.Tensor, block_size: int = 
     blocks = w.detach().reshape(-1, block_size)  # (nb, block)
     absmax = blocks.abs().amax(dim=1)  # (nb,)
     normed = blocks / absmax.clamp_min(torch.finfo(blocks.dtype).tiny)[:, None]  # (nb, block) in [-1, 1]
-    lv = levels.to(blocks.dtype)
+    lv = levels.to(blocks)  # the weights' dtype and device
     codes = torch.bucketize(normed, (lv[1:] + lv[:-1]) / 2)  # nearest level: count the midpoints below
     return codes.to(torch.uint8).reshape(-1), absmax
 
@@ -114,7 +114,7 @@ def dequantize_blockwise(codes: torch.Tensor, absmax: torch.Tensor, levels: torc
     Shape:
         - codes: :math:`(N,)`; absmax: :math:`(n_b,)`; output: :math:`(N,)` in ``absmax``'s dtype
     """
-    blocks = levels.to(absmax.dtype)[codes.long()].reshape(absmax.numel(), -1)  # (nb, block)
+    blocks = levels.to(absmax)[codes.long()].reshape(absmax.numel(), -1)  # (nb, block)
     return (blocks * absmax[:, None]).reshape(-1)  # (N,)
 
 
@@ -240,7 +240,7 @@ class NF4Linear(nn.Module):
         self.block_size, self.double_quant, self.code = block_size, double_quant, code
         self.scale_block_size = scale_block_size
         self.dtype = weight.dtype  # the dtype the layer computes in
-        levels = LEVELS[code](weight.dtype)
+        levels = LEVELS[code](weight.dtype).to(weight.device)
         codes, absmax = quantize_blockwise(weight, levels, block_size)
         self.register_buffer("levels", levels, persistent=False)  # (16,) a constant of the code
         self.register_buffer("packed", pack_4bit(codes))  # (N/2,) uint8
