@@ -14,8 +14,23 @@ from .conv import Conv2d, conv2d_loops, conv2d_unfold, conv_output_size, sliding
 from .dropout import Dropout, dropout
 from .feedforward import ACTIVATIONS, MLP, SwiGLU, relu2, swiglu_hidden
 from .losses import cross_entropy
+from .lora import LoRALinear, add_lora, load_lora_state_dict, lora_modules, lora_state_dict, low_rank_factors, merge_lora, unmerge_lora
 from .moe import MoE, drop_fraction, expert_capacity, load_balancing_loss, route, router_z_loss
 from .norms import NORMS, BatchNorm1d, BatchNorm2d, FusedLayerNorm, FusedRMSNorm, LayerNorm, RMSNorm, batch_norm, make_norm
+from .quant import (
+    NF4Linear,
+    bits_per_parameter,
+    double_dequantize,
+    double_quantize,
+    dequantize_blockwise,
+    int4_levels,
+    nf4_levels,
+    pack_4bit,
+    quantize_blockwise,
+    quantize_dequantize,
+    quantize_linears,
+    unpack_4bit,
+)
 from .pooling import AvgPool2d, MaxPool2d, avg_pool2d, max_pool2d
 from .positional import (
     LearnedPositionalEmbedding,
@@ -117,4 +132,26 @@ __all__ = [
     "TransformerDecoder",
     "encoder_layer_params",
     "decoder_layer_params",
+    # low-rank adaptation (chapter 23)
+    "low_rank_factors",
+    "LoRALinear",
+    "add_lora",
+    "lora_modules",
+    "lora_state_dict",
+    "load_lora_state_dict",
+    "merge_lora",
+    "unmerge_lora",
+    # 4-bit quantisation (chapter 23)
+    "nf4_levels",
+    "int4_levels",
+    "quantize_blockwise",
+    "dequantize_blockwise",
+    "quantize_dequantize",
+    "double_quantize",
+    "double_dequantize",
+    "bits_per_parameter",
+    "pack_4bit",
+    "unpack_4bit",
+    "NF4Linear",
+    "quantize_linears",
 ]
