@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 import torch
 
-from dlscratch.autograd import Value
+from dlscratch.autograd import MLP, Value, topological_order
 from dlscratch.exercises import check, core, grade
-from dlscratch.exercises.autograd import HAND_GRADIENT_INPUTS, PARAM_COUNT_NIN, PARAM_COUNT_NOUTS
+from dlscratch.exercises.autograd import HAND_GRADIENT_INPUTS
+
+from .grading import assert_grades
 
 
 @pytest.fixture(autouse=True)
@@ -91,14 +93,20 @@ def relu_mlp_backward_todo(X, W1, b1, W2, b2, y):  # type: ignore[no-untyped-def
 # e = a*b; d = e + c; L = d*a  ->  dL/da = d + a*b, dL/db = a^2, dL/dc = a
 _a, _b, _c = HAND_GRADIENT_INPUTS["a"], HAND_GRADIENT_INPUTS["b"], HAND_GRADIENT_INPUTS["c"]
 HAND_GRADIENT = ((_a * _b + _c) + _a * _b, _a * _a, _a)
-_sizes = [PARAM_COUNT_NIN, *PARAM_COUNT_NOUTS]
-PARAM_COUNT = sum((_sizes[k] + 1) * _sizes[k + 1] for k in range(len(_sizes) - 1))
+
+
+def graph_nodes(widths: list[int], point: list) -> int:  # the measurement the exercise asks for
+    return len(topological_order(MLP(2, widths, act="relu")(point)[0]))
+
+
+GRAPH_NODES = graph_nodes([32, 32, 1], [Value(0.3), Value(-0.5)])
 
 CORRECT: list[tuple[str, Any]] = [
     ("autograd.sigmoid", sigmoid_solution),
     ("autograd.hand_gradient", HAND_GRADIENT),
     ("autograd.hand_gradient", list(HAND_GRADIENT)),
-    ("autograd.param_count", PARAM_COUNT),
+    ("autograd.graph_nodes", GRAPH_NODES),
+    ("autograd.graph_nodes", graph_nodes([32, 32, 1], [0.3, -0.5])),  # float inputs: a leaf per use, also right
     ("autograd.relu_mlp_backward", relu_mlp_backward_solution),
 ]
 
@@ -116,10 +124,9 @@ WRONG: list[tuple[str, Any]] = [
     ("autograd.hand_gradient", HAND_GRADIENT[:2]),
     ("autograd.hand_gradient", 3.0),
     ("autograd.hand_gradient", ...),
-    ("autograd.param_count", PARAM_COUNT - sum(_sizes[1:])),  # weights only
-    ("autograd.param_count", PARAM_COUNT + 1),
-    ("autograd.param_count", float(PARAM_COUNT)),
-    ("autograd.param_count", ...),
+    ("autograd.graph_nodes", GRAPH_NODES + 1),
+    ("autograd.graph_nodes", "3491"),
+    ("autograd.graph_nodes", ...),
     ("autograd.relu_mlp_backward", relu_mlp_backward_tanh_derivative),
     ("autograd.relu_mlp_backward", relu_mlp_backward_sum_not_mean),
     ("autograd.relu_mlp_backward", relu_mlp_backward_transposed),
@@ -146,7 +153,11 @@ def test_wrong_or_missing_answer_fails(name: str, answer: Any) -> None:
         ("autograd.sigmoid", sigmoid_forgets_one_minus, "sigma(x) * (1 - sigma(x))"),
         ("autograd.sigmoid", sigmoid_composed, "single new node"),
         ("autograd.hand_gradient", (_a * _b + _c, _a * _a, _a), "used twice"),
-        ("autograd.param_count", PARAM_COUNT - sum(_sizes[1:]), "bias"),
+        ("autograd.graph_nodes", len(MLP(2, [32, 32, 1]).parameters()), "number of parameters"),
+        ("autograd.graph_nodes", 2 * graph_nodes([16, 16, 1], [Value(0.3), Value(-0.5)]), "faster than the width"),
+        ("autograd.graph_nodes", 4 * graph_nodes([16, 16, 1], [Value(0.3), Value(-0.5)]), "only the middle layer"),
+        ("autograd.graph_nodes", graph_nodes([16, 16, 1], [Value(0.3), Value(-0.5)]), "hidden width 32"),
+        ("autograd.graph_nodes", 3000, "measure it"),
         ("autograd.relu_mlp_backward", relu_mlp_backward_tanh_derivative, "local derivative of relu"),
         ("autograd.relu_mlp_backward", relu_mlp_backward_sum_not_mean, "N times too large"),
         ("autograd.relu_mlp_backward", relu_mlp_backward_transposed, "shape"),
@@ -162,7 +173,15 @@ def test_references_are_independent_of_the_checkers() -> None:
     a, b, c = (torch.tensor(HAND_GRADIENT_INPUTS[k], dtype=torch.float64, requires_grad=True) for k in "abc")
     ((a * b + c) * a).backward()
     assert (a.grad.item(), b.grad.item(), c.grad.item()) == HAND_GRADIENT == (-2.0, 4.0, 2.0)
-    assert PARAM_COUNT == 41
+    # about three nodes per weight (leaf, multiply, add), two per neuron (bias, relu), one per input
+    assert GRAPH_NODES == 32 * (3 * 2 + 2) + 32 * (3 * 32 + 2) + (3 * 32 + 1) + 2
+
+
+def test_assert_grades() -> None:
+    assert_grades("autograd.sigmoid", lambda: sigmoid_solution, [lambda: sigmoid_forgets_one_minus, lambda: sigmoid_composed])
+    assert_grades("autograd.hand_gradient", lambda: HAND_GRADIENT, [lambda: (_a * _b, _a * _a, _a)])
+    assert_grades("autograd.graph_nodes", lambda: GRAPH_NODES, [lambda: 2 * GRAPH_NODES])
+    assert_grades("autograd.relu_mlp_backward", lambda: relu_mlp_backward_solution, [lambda: relu_mlp_backward_tanh_derivative])
     x = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
     torch.sigmoid(x).backward()
     v = Value(0.3)

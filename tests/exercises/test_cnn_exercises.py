@@ -1,4 +1,4 @@
-"""Checkers of the chapter 9 exercises: a correct answer passes, a wrong or missing one fails."""
+"""Checkers of the chapter 9 exercises: a correct answer passes, wrong ones fail with a specific hint."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import torch.nn.functional as F
 
 from dlscratch.exercises import check, core, grade
 
+from .grading import assert_grades
+
 
 @pytest.fixture(autouse=True)
 def _only_cnn(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -15,21 +17,54 @@ def _only_cnn(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(core, "_TOPICS", ("cnn",))
 
 
-# ---- cnn.output_size
-def size_solution(size, kernel, stride, padding, dilation):
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+def _wrong(name: str, answer, hint: str) -> None:
+    verdict = grade(name, answer)
+    assert verdict.correct is False and hint in verdict.message, verdict.message
 
 
-def size_no_dilation(size, kernel, stride, padding, dilation):
-    return (size + 2 * padding - kernel) // stride + 1
+# ---- cnn.im2col_memory: the measurement, with torch's unfold
+def im2col_ratio() -> float:
+    x = torch.zeros(8, 16, 32, 32)
+    return F.unfold(x, 3, stride=2, padding=1).numel() / x.numel()
 
 
-def size_no_floor(size, kernel, stride, padding, dilation):
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1
+def test_im2col_memory() -> None:
+    assert im2col_ratio() == 9 / 4  # k^2 copies of each pixel, a quarter of the output positions
+    assert_grades("cnn.im2col_memory", im2col_ratio, [lambda: 9, lambda: 4.5, lambda: 0.25, lambda: 3])
+    _wrong("cnn.im2col_memory", 9, "ratio at stride 1")
+    _wrong("cnn.im2col_memory", 4.5, "both axes")
+    _wrong("cnn.im2col_memory", 0.25, "C * k * k values")
+    _wrong("cnn.im2col_memory", 3, "measure it")
 
 
-def size_todo(size, kernel, stride, padding, dilation):
-    raise NotImplementedError
+# ---- cnn.maxpool_grad: the measurement, with torch's max pooling
+def pooled_fraction(seed: int) -> float:
+    torch.manual_seed(seed)
+    x = torch.randn(8, 4, 32, 32, requires_grad=True)
+    F.max_pool2d(x, 3, stride=2, padding=1).sum().backward()
+    return (x.grad != 0).float().mean().item()
+
+
+def test_maxpool_grad() -> None:
+    for seed in (1, 2):  # any reader's draw passes
+        assert grade("cnn.maxpool_grad", pooled_fraction(seed)).correct
+    assert 0.14 < pooled_fraction(3) < 0.19  # fewer winners than windows
+    assert_grades("cnn.maxpool_grad", lambda: pooled_fraction(4), [lambda: 0.25, lambda: 1 / 9, lambda: 1.0, lambda: 0.5])
+    _wrong("cnn.maxpool_grad", 0.25, "windows overlap")
+    _wrong("cnn.maxpool_grad", 1 / 9, "tiled the image")
+    _wrong("cnn.maxpool_grad", 1.0, "average pooling")
+    _wrong("cnn.maxpool_grad", 0.5, "measure it")
+
+
+# ---- cnn.receptive_field: back from the output, r <- (r - 1) * s + d * (k - 1) + 1
+def test_receptive_field() -> None:
+    r = 1
+    for k, s, d in reversed([(3, 1, 1), (2, 2, 1), (3, 1, 1), (3, 1, 2)]):
+        r = (r - 1) * s + d * (k - 1) + 1
+    assert r == 16
+    assert_grades("cnn.receptive_field", lambda: r, [lambda: 8, lambda: 7, lambda: 10])
+    _wrong("cnn.receptive_field", 8, "ignores the stride")
+    _wrong("cnn.receptive_field", 10, "(r - 1) * s")
 
 
 # ---- cnn.im2col
@@ -50,44 +85,13 @@ def im2col_transposed(x, k):
     return im2col_solution(x, k).transpose(1, 2)
 
 
-CASES = [
-    ("cnn.output_size", size_solution, [size_no_dilation, size_no_floor, 7]),
-    ("cnn.conv_params", 32 * 16 * 5 * 3 + 32, [32 * 16 * 5 * 3, 32 * (15 + 1), torch.tensor(1.0), "7712"]),
-    ("cnn.receptive_field", 16, [8, 7, 10]),
-    ("cnn.im2col", im2col_solution, [im2col_kernel_major, im2col_transposed, lambda x, k: F.unfold(x, k) + 1]),
-]
-
-
-@pytest.mark.parametrize(("name", "solution", "wrong"), CASES, ids=[c[0] for c in CASES])
-def test_correct_answer_passes(name, solution, wrong) -> None:
-    verdict = grade(name, solution)
-    assert verdict.correct is True, verdict.message
-
-
-@pytest.mark.parametrize(("name", "solution", "wrong"), CASES, ids=[c[0] for c in CASES])
-def test_wrong_answers_fail_with_a_hint(name, solution, wrong) -> None:
-    for answer in wrong:
-        verdict = grade(name, answer)
-        assert verdict.correct is False, (name, answer, verdict.message)
-        assert len(verdict.message) > len(name) + 20
-
-
-@pytest.mark.parametrize("name", [c[0] for c in CASES])
-def test_placeholder_is_not_attempted(name) -> None:
-    assert grade(name, ...).correct is None
-
-
-def test_not_implemented_function_is_not_attempted() -> None:
-    assert grade("cnn.output_size", size_todo).correct is None
-
-
-def test_specific_hints() -> None:
-    assert "d(k - 1) + 1" in grade("cnn.output_size", size_no_dilation).message
-    assert "round down" in grade("cnn.output_size", size_no_floor).message
-    assert "bias" in grade("cnn.conv_params", 32 * 16 * 5 * 3).message
-    assert "every input channel" in grade("cnn.conv_params", 32 * 16).message
-    assert "wrong order" in grade("cnn.im2col", im2col_kernel_major).message
-    assert "(r - 1) * s" in grade("cnn.receptive_field", 10).message
+def test_im2col() -> None:
+    wrongs = [lambda: im2col_kernel_major, lambda: im2col_transposed, lambda: lambda x, k: F.unfold(x, k) + 1, lambda: 7]
+    assert_grades("cnn.im2col", lambda: im2col_solution, wrongs)
+    _wrong("cnn.im2col", im2col_kernel_major, "wrong order")
+    _wrong("cnn.im2col", im2col_transposed, "(B, C*k*k, L)")
+    _wrong("cnn.im2col", lambda x, k: F.unfold(x, k) + 1, "top-left corner")
+    _wrong("cnn.im2col", 7, "pass your function")
 
 
 def test_check_prints(capsys: pytest.CaptureFixture[str]) -> None:

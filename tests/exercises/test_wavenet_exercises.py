@@ -1,12 +1,16 @@
-"""Checkers of the chapter 5 exercises: a correct answer passes, a wrong or missing one fails."""
+"""Checkers of the chapter 5 exercises: a correct answer passes, wrong ones fail with a specific hint."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from dlscratch.exercises import core, grade
-from dlscratch.exercises.wavenet import EX_BLOCK, EX_EMBD, EX_HIDDEN
+from dlscratch.layers.mini_nn import FlattenConsecutive
+from dlscratch.models import MLPLMConfig, WaveNet, WaveNetConfig
+
+from .grading import assert_grades
 
 
 @pytest.fixture(autouse=True)
@@ -14,75 +18,76 @@ def _only_this_topic(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(core, "_TOPICS", ("wavenet",))
 
 
-# ---- reference solutions
-LEVELS = 4  # log2(16)
-PARAMS = 27 * EX_EMBD + 2 * EX_EMBD * EX_HIDDEN + (LEVELS - 1) * 2 * EX_HIDDEN * EX_HIDDEN + LEVELS * 2 * EX_HIDDEN + EX_HIDDEN * 27 + 27
+def _wrong(name: str, answer, hint: str) -> None:
+    verdict = grade(name, answer)
+    assert verdict.correct is False and hint in verdict.message, verdict.message
 
 
-def flatten_solution(x, n):
-    B, T, C = x.shape
-    x = x.reshape(B, T // n, C * n)
-    return x.squeeze(1) if x.shape[1] == 1 else x
+# ---- wavenet.conv_weight
+def conv_weight(W: torch.Tensor, C: int) -> torch.Tensor:
+    H = W.shape[1]
+    return W.T.reshape(H, 2, C).transpose(1, 2)  # (H, 2C) -> (H, tap, C) -> (H, C, tap)
 
 
-def flatten_no_squeeze(x, n):
-    B, T, C = x.shape
-    return x.reshape(B, T // n, C * n)
+def conv_weight_interleaved(W: torch.Tensor, C: int) -> torch.Tensor:
+    return W.T.reshape(W.shape[1], C, 2)
 
 
-def flatten_view(x, n):
-    B, T, C = x.shape
-    x = x.view(B, T // n, C * n)
-    return x.squeeze(1) if x.shape[1] == 1 else x
+def conv_weight_flipped(W: torch.Tensor, C: int) -> torch.Tensor:
+    return conv_weight(W, C).flip(-1)
 
 
-def flatten_interleaved(x, n):
-    B, T, C = x.shape
-    x = x.reshape(B, n, T // n, C).transpose(1, 2).reshape(B, T // n, C * n)  # pairs positions t and t + T/n
-    return x.squeeze(1) if x.shape[1] == 1 else x
+def test_conv_weight() -> None:
+    wrongs = [lambda: conv_weight_interleaved, lambda: conv_weight_flipped, lambda: lambda W, C: W, lambda: 2]
+    assert_grades("wavenet.conv_weight", lambda: conv_weight, wrongs)
+    _wrong("wavenet.conv_weight", conv_weight_interleaved, "reshape W.T to (H, 2, C) first")
+    _wrong("wavenet.conv_weight", conv_weight_flipped, "taps are swapped")
+    _wrong("wavenet.conv_weight", lambda W, C: W, "(out_channels, in_channels, kernel_size)")
+    _wrong("wavenet.conv_weight", lambda W, C: torch.zeros(W.shape[1], C, 2, dtype=W.dtype), "tap k, channel c")
+    # independently: a level is a stride-2 convolution
+    h, W = torch.randn(2, 8, 3, dtype=torch.float64), torch.randn(6, 5, dtype=torch.float64)
+    conv = F.conv1d(h.transpose(1, 2), conv_weight(W, 3), stride=2).transpose(1, 2)
+    torch.testing.assert_close(conv, FlattenConsecutive(2)(h) @ W)
 
 
-def bn3d_solution(x, gamma, beta, eps):  # x: (N, C, L)
-    var, mean = torch.var_mean(x, (0, 2), keepdim=True, correction=0)
-    return gamma[:, None] * (x - mean) / torch.sqrt(var + eps) + beta[:, None]
+# ---- wavenet.gradient_leak: the measurement the exercise asks for
+def measured_positions(training: bool) -> tuple[int, ...]:
+    from dlscratch.data import build_examples, names_split
+
+    torch.manual_seed(3)
+    model = WaveNet(WaveNetConfig())
+    model.train(training)
+    X, _ = build_examples(names_split().val, 8)
+    outs = model.layers.outputs(X[:32])
+    outs[0].retain_grad()
+    level2 = outs[12]  # the second Tanh: (32, 2, H)
+    assert level2.shape[1] == 2
+    level2[0, 1].sum().backward()
+    return tuple((outs[0].grad[0].abs().sum(-1) > 0).nonzero().flatten().tolist())
 
 
-def bn3d_dim0(x, gamma, beta, eps):
-    var, mean = torch.var_mean(x, 0, keepdim=True, correction=0)
-    return gamma[:, None] * (x - mean) / torch.sqrt(var + eps) + beta[:, None]
+def test_gradient_leak() -> None:
+    right = {"train": measured_positions(True), "eval": measured_positions(False)}
+    assert right == {"train": tuple(range(8)), "eval": (4, 5, 6, 7)}
+    receptive = {"train": (4, 5, 6, 7), "eval": (4, 5, 6, 7)}
+    assert_grades("wavenet.gradient_leak", lambda: right, [lambda: receptive, lambda: (4, 5, 6, 7)])
+    _wrong("wavenet.gradient_leak", receptive, "batch norm computes its mean and variance over the batch and the positions")
+    _wrong("wavenet.gradient_leak", {**right, "eval": (2, 3)}, "eq. (receptive)")
+    _wrong("wavenet.gradient_leak", {**right, "eval": 7}, "tuple of ints")
+    _wrong("wavenet.gradient_leak", (4, 5, 6, 7), "give a dict")
 
 
-def bn3d_unbiased(x, gamma, beta, eps):
-    var, mean = torch.var_mean(x, (0, 2), keepdim=True, correction=1)
-    return gamma[:, None] * (x - mean) / torch.sqrt(var + eps) + beta[:, None]
+# ---- wavenet.param_crossover
+def crossover() -> int:
+    T = 2
+    while MLPLMConfig(block_size=T, n_embd=24, n_hidden=128).num_params <= WaveNetConfig(block_size=T).num_params:
+        T *= 2
+    return T
 
 
-def todo(*args):
-    raise NotImplementedError
-
-
-CASES = [
-    ("wavenet.param_count", PARAMS, [PARAMS + LEVELS * EX_HIDDEN, PARAMS - LEVELS * 2 * EX_HIDDEN, PARAMS + 1, float(PARAMS + 1), "28393"]),
-    ("wavenet.flatten_consecutive", flatten_solution, [flatten_no_squeeze, flatten_view, flatten_interleaved, 3]),
-    ("wavenet.receptive_field", (4, 5, 6, 7), [(2, 3), (0, 1, 2, 3), (3, 4, 5, 6), 7, (4, 5, 6, 7, 0)]),
-    ("wavenet.batchnorm_3d", bn3d_solution, [bn3d_dim0, bn3d_unbiased, lambda x, g, b, e: x]),
-]
-
-
-@pytest.mark.parametrize(("name", "solution", "wrong"), CASES, ids=[c[0] for c in CASES])
-def test_checker(name, solution, wrong) -> None:
-    assert grade(name, solution).correct is True
-    for bad in wrong:
-        verdict = grade(name, bad)
-        assert verdict.correct is False, (bad, verdict)
-        assert len(verdict.message) > 20
-    assert grade(name, ...).correct is None
-
-
-def test_param_count_constant_matches_the_sizes() -> None:
-    assert (EX_BLOCK, EX_EMBD, EX_HIDDEN, PARAMS) == (16, 10, 64, 28393)
-
-
-@pytest.mark.parametrize("name", ["wavenet.flatten_consecutive", "wavenet.batchnorm_3d"])
-def test_unfinished_function_is_not_attempted(name: str) -> None:
-    assert grade(name, todo).correct is None
+def test_param_crossover() -> None:
+    assert crossover() == 64
+    assert_grades("wavenet.param_crossover", crossover, [lambda: 32, lambda: 128, lambda: 50, lambda: "64"])
+    _wrong("wavenet.param_crossover", 8, "still the smaller one")
+    _wrong("wavenet.param_crossover", 128, "overtakes before 128")
+    _wrong("wavenet.param_crossover", 50, "a power of 2")

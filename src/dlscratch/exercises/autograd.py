@@ -1,39 +1,41 @@
 r"""Exercise checkers for chapter 2, "Autograd from scratch" (topic prefix ``autograd.``).
 
-Every checker recomputes the answer independently (with torch's autograd and ``torch.nn``, never
-the chapter's engine) and raises :class:`AssertionError` with a hint when the reader's answer
-differs. The reference solutions live in the tests, not here and not on the page.
+Every checker recomputes the answer independently: gradients with torch's autograd, never the
+chapter's engine; the size of a graph with the package's scalar ``MLP`` and ``topological_order``.
+A checker raises :class:`AssertionError` with a hint when the reader's answer differs. The reference solutions live in the tests, not here and not on the page.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ..autograd.engine import Value
-from .answers import require_callable
+from ..autograd.engine import Value, topological_order
+from ..autograd.scalar_layers import MLP
+from .answers import require_callable, require_number
 from .core import exercise
 
 __all__ = [
     "HAND_GRADIENT_INPUTS",
-    "PARAM_COUNT_NIN",
-    "PARAM_COUNT_NOUTS",
+    "GRAPH_NARROW",
+    "GRAPH_WIDE",
     "check_sigmoid",
     "check_hand_gradient",
-    "check_param_count",
+    "check_graph_nodes",
+    "graph_nodes",
     "check_relu_mlp_backward",
 ]
 
 # autograd.hand_gradient: e = a * b; d = e + c; L = d * a at these inputs
 HAND_GRADIENT_INPUTS = {"a": 2.0, "b": -3.0, "c": 10.0}
-# autograd.param_count: the parameters of MLP(PARAM_COUNT_NIN, PARAM_COUNT_NOUTS)
-PARAM_COUNT_NIN = 3
-PARAM_COUNT_NOUTS = (4, 4, 1)
+# autograd.graph_nodes: the graph of MLP(2, GRAPH_WIDE) on one point, against MLP(2, GRAPH_NARROW)
+GRAPH_NARROW = (16, 16, 1)
+GRAPH_WIDE = (32, 32, 1)
 
 
 def _close(a: float, b: float, tol: float = 1e-9) -> bool:
@@ -109,19 +111,47 @@ def check_hand_gradient(answer: Any) -> None:
         raise AssertionError(f"{name} is not {g:g}. Walk back from L: dL/dd = a, then dd/de = dd/dc = 1, then de/da = b.")
 
 
-@exercise("autograd.param_count")
-def check_param_count(answer: Any) -> None:
-    r"""The number of parameters of ``MLP(3, [4, 4, 1])``."""
-    if isinstance(answer, bool) or not isinstance(answer, int):
-        raise AssertionError(f"give the count as an int, got {answer!r}.")
-    sizes = [PARAM_COUNT_NIN, *PARAM_COUNT_NOUTS]
-    layers = [nn.Linear(sizes[i], sizes[i + 1]) for i in range(len(sizes) - 1)]
-    want = sum(p.numel() for layer in layers for p in layer.parameters())
-    weights_only = sum(layer.weight.numel() for layer in layers)
-    if answer == weights_only:
-        raise AssertionError("you counted the weights; every neuron also has a bias.")
-    if answer != want:
-        raise AssertionError("each neuron of a layer with n_in inputs has n_in weights and one bias; add up all layers.")
+def graph_nodes(widths: tuple[int, ...], value_inputs: bool = True) -> int:
+    r"""Nodes of the graph that one forward pass of ``MLP(widths[0], widths[1:])`` builds on one point.
+
+    With ``value_inputs`` the point is two :class:`Value` leaves; otherwise plain floats, which the
+    engine wraps in a new leaf at every use.
+    """
+    net = MLP(widths[0], list(widths[1:]), act="relu", rng=random.Random(0))
+    x = [0.5] * widths[0]
+    out = net([Value(v) for v in x] if value_inputs else x)[0]
+    return len(topological_order(out))
+
+
+@exercise("autograd.graph_nodes")
+def check_graph_nodes(answer: Any) -> None:
+    r"""The number of nodes that ``MLP(2, [32, 32, 1])`` builds for one point, as ``len(topological_order(out))``."""
+    got = require_number(answer, "the number of nodes")
+    wide, narrow = (2, *GRAPH_WIDE), (2, *GRAPH_NARROW)
+    if got in (graph_nodes(wide), graph_nodes(wide, value_inputs=False)):
+        return
+    n_narrow = graph_nodes(narrow)
+    n_params = len(MLP(wide[0], list(wide[1:])).parameters())
+    if got in (graph_nodes(narrow), graph_nodes(narrow, value_inputs=False)):
+        raise AssertionError(f"{got:g} is the graph of MLP(2, {list(GRAPH_NARROW)}); the exercise asks for hidden width 32.")
+    if got == n_params:
+        raise AssertionError(
+            f"{n_params} is the number of parameters, only the leaves of the graph. Each weight also makes a "
+            "multiply node and an add node: count len(topological_order(out))."
+        )
+    if got == 2 * n_narrow:
+        raise AssertionError(
+            "the graph grows faster than the width: the middle layer has 32 * 32 weights, four times 16 * 16, "
+            "and each weight brings its own nodes."
+        )
+    if got == 4 * n_narrow:
+        raise AssertionError(
+            "only the middle layer grows four times; the first and the last layer grow twice, with the width."
+        )
+    raise AssertionError(
+        f"measure it: out = MLP(2, {list(GRAPH_WIDE)}, act='relu')([Value(0.3), Value(-0.5)])[0], "
+        "then len(topological_order(out))."
+    )
 
 
 def _relu_mlp_reference(

@@ -1,13 +1,15 @@
 r"""Exercise checkers for chapter 3, "Bigram language model, two ways" (topic prefix ``bigram.``).
 
 Every checker recomputes the answer independently (plain Python loops and dictionaries, or
-torch's autograd and ``F.cross_entropy``, never :mod:`dlscratch.models.ngram`) and raises
+torch's autograd and ``F.cross_entropy``; the reversed-names measurement with the package's tested
+:class:`~dlscratch.models.ngram.BigramCounts`) and raises
 :class:`AssertionError` with a hint when the reader's answer differs. The reference solutions
 live in the tests, not here and not on the page.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from typing import Any
@@ -23,7 +25,8 @@ __all__ = [
     "SMOOTH_K",
     "SMOOTH_BIGRAM",
     "check_smoothed_prob",
-    "check_after_q",
+    "check_reversed",
+    "reversed_val_nll",
     "check_word_nll",
     "check_gradient",
 ]
@@ -72,33 +75,33 @@ def check_smoothed_prob(answer: Any) -> None:
     )
 
 
-@exercise("bigram.after_q")
-def check_after_q(answer: Any) -> None:
-    r"""``(char, prob)``: the character that most often follows ``q`` in names.txt, and its
-    probability under the +1-smoothed count model."""
-    from ..data import load_names  # only this checker needs the corpus
+@functools.cache  # a fit on 25,626 names: once per session
+def reversed_val_nll() -> float:
+    r"""Validation NLL of the add-one count model fitted on the reversed training names, on the reversed validation names."""
+    from ..data import names_split  # only this checker needs the corpus
+    from ..models.ngram import BigramCounts
 
-    if not isinstance(answer, tuple) or len(answer) != 2:
-        raise AssertionError(f"give a tuple (character, probability), got {answer!r}.")
-    char, prob = answer
-    counts = _count(load_names())
-    row = {b: counts["q", b] for b in ALPHABET}
-    best = max(row, key=lambda b: row[b])
-    if not isinstance(char, str) or char != best:
-        if isinstance(char, str) and len(char) == 1 and char in row:
-            raise AssertionError(
-                f"'q' is followed by {char!r} {row[char]} times; another character follows it more often. "
-                "Look at row 'q' of the count table (take its argmax)."
-            )
-        raise AssertionError(f"the first element should be one character such as 'e', got {char!r}.")
-    got = require_number(prob, "the probability")
-    total = sum(row.values())
-    want = (row[best] + 1) / (total + V)
-    if math.isclose(got, want, rel_tol=1e-3):
+    split = names_split()
+    model = BigramCounts.fit([w[::-1] for w in split.train])
+    return model.nll([w[::-1] for w in split.val], smoothing=1.0)
+
+
+@exercise("bigram.reversed")
+def check_reversed(answer: Any) -> None:
+    r"""The validation NLL (nats) of an add-one bigram count model trained and evaluated on names spelled backwards."""
+    got = require_number(answer, "the validation NLL of the reversed model")
+    want = reversed_val_nll()
+    if math.isclose(got, want, abs_tol=2e-4):
         return
-    if math.isclose(got, row[best] / total, rel_tol=1e-3):
-        raise AssertionError("right character; the probability is the unsmoothed one: add 1 to every count of row 'q'.")
-    raise AssertionError(f"right character ({best!r}); the probability is off: use p = (N[q,b] + 1) / (sum N[q,:] + 27).")
+    if got > want:
+        raise AssertionError(
+            f"{got:.4f} is higher than the measurement: did you fit and evaluate on the reversed names of "
+            "split.train and split.val, with smoothing k = 1? Backwards is not harder for a bigram model."
+        )
+    raise AssertionError(
+        "measure it: fit BigramCounts on [w[::-1] for w in split.train] and call .nll on the reversed "
+        "split.val names (k = 1)."
+    )
 
 
 def _nll(pairs: list[tuple[str, str]], table: list[list[float]]) -> float:

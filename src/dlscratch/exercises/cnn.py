@@ -1,33 +1,40 @@
 r"""Exercise checkers for chapter 9, "Convolutional networks and ResNet" (topic prefix ``cnn.``).
 
-Every checker recomputes the answer independently (counting positions by brute force, torch's
-own ``nn.Conv2d``, ``F.unfold`` and autograd, never the chapter's functions) and raises
+Every checker recomputes the answer with torch or the package's tested code (autograd through
+``F.conv2d``, ``F.unfold``, :func:`~dlscratch.layers.unfold2d`, :func:`~dlscratch.layers.max_pool2d`) and raises
 :class:`AssertionError` with a hint when the reader's answer differs. The reference solutions
 live in the tests, not here and not on the page.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from .answers import require_number
+from ..layers.conv import unfold2d
+from ..layers.pooling import max_pool2d
+from .answers import require_callable, require_number
 from .core import exercise
 
 __all__ = [
-    "CONV_PARAMS_LAYER",
+    "IM2COL_CASE",
+    "POOL_CASE",
     "RECEPTIVE_STACK",
-    "check_output_size",
-    "check_conv_params",
+    "check_im2col_memory",
+    "check_maxpool_grad",
     "check_receptive_field",
     "check_im2col",
+    "im2col_ratio",
+    "pool_grad_fraction",
 ]
 
-# cnn.conv_params: how many parameters does this layer have?
-CONV_PARAMS_LAYER = dict(in_channels=16, out_channels=32, kernel_size=(5, 3), bias=True)
+# cnn.im2col_memory: (input shape, kernel, stride, padding) of the convolution whose columns are counted
+IM2COL_CASE = ((8, 16, 32, 32), 3, 2, 1)
+# cnn.maxpool_grad: (kernel, stride, padding) of the max pooling
+POOL_CASE = (3, 2, 1)
 
 # cnn.receptive_field: (kind, kernel, stride, dilation) of each layer, input first; convs are padded
 RECEPTIVE_STACK = (
@@ -38,53 +45,65 @@ RECEPTIVE_STACK = (
 )
 
 
-def _brute_force_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
-    span = dilation * (kernel - 1) + 1  # input positions one window covers
-    return sum(1 for start in range(0, size + 2 * padding, stride) if start + span <= size + 2 * padding)
+def im2col_ratio() -> float:
+    r"""Elements of the package's ``unfold2d`` columns over elements of the input, for :data:`IM2COL_CASE`."""
+    shape, k, stride, padding = IM2COL_CASE
+    x = torch.zeros(shape)
+    return unfold2d(x, k, stride=stride, padding=padding).numel() / x.numel()
 
 
-@exercise("cnn.output_size")
-def check_output_size(answer: Any) -> None:
-    r"""``answer(size, kernel, stride, padding, dilation)`` must return the number of output positions."""
-    if not callable(answer):
-        raise AssertionError(f"pass your function itself (out_size), not {type(answer).__name__}.")
-    cases = [  # (size, kernel, stride, padding, dilation)
-        (8, 3, 1, 0, 1), (8, 3, 1, 1, 1), (9, 3, 2, 1, 1), (8, 3, 2, 0, 1),
-        (10, 3, 1, 0, 3), (11, 4, 3, 2, 2), (5, 5, 1, 0, 1), (7, 1, 2, 0, 1),
-    ]
-    for size, k, s, p, d in cases:
-        got = answer(size, k, s, p, d)
-        want = _brute_force_size(size, k, s, p, d)
-        if isinstance(got, torch.Tensor) and got.numel() == 1:
-            got = got.item()
-        if isinstance(got, float) and not got.is_integer():
-            raise AssertionError(f"out_size({size}, {k}, {s}, {p}, {d}) = {got} is not a whole number: round down (//).")
-        if got == want:
-            continue
-        hint = f"out_size(size={size}, kernel={k}, stride={s}, padding={p}, dilation={d}) should be {want}, got {got}."
-        if d > 1 and got == _brute_force_size(size, k, s, p, 1):
-            hint += " A dilated kernel spans d(k - 1) + 1 input positions, not k."
-        elif p > 0 and got == _brute_force_size(size, k, s, 0, d):
-            hint += " Padding adds p positions on both sides."
-        else:
-            hint += " Count where the first window starts, how far the last one can start, and the step between."
-        raise AssertionError(hint)
-
-
-@exercise("cnn.conv_params")
-def check_conv_params(answer: Any) -> None:
-    r"""The number of learnable parameters of ``nn.Conv2d(**CONV_PARAMS_LAYER)``."""
-    got = require_number(answer, "the parameter count")
-    layer = nn.Conv2d(**CONV_PARAMS_LAYER)
-    want = sum(p.numel() for p in layer.parameters())
-    if got == want:
+@exercise("cnn.im2col_memory")
+def check_im2col_memory(answer: Any) -> None:
+    r"""How many times more memory the im2col matrix of a 3x3, stride-2, padding-1 convolution takes than its input."""
+    got = require_number(answer, "the ratio of the sizes")
+    want = im2col_ratio()
+    shape, k, stride, padding = IM2COL_CASE
+    if math.isclose(got, want, rel_tol=1e-3):
         return
-    if got == layer.weight.numel():
-        raise AssertionError("you counted the weights; every output channel also has a bias.")
-    kh, kw = CONV_PARAMS_LAYER["kernel_size"]
-    if got == CONV_PARAMS_LAYER["out_channels"] * (kh * kw + 1):
-        raise AssertionError("each filter sees every input channel: its kernel has C_in x kH x kW weights.")
-    raise AssertionError("count one (C_in, kH, kW) kernel per output channel, plus one bias per output channel.")
+    if math.isclose(got, k * k, rel_tol=1e-3):
+        raise AssertionError(
+            f"{k * k} is the ratio at stride 1: every input pixel is copied into k * k = {k * k} columns. With stride "
+            f"{stride} there are fewer output positions, hence fewer columns."
+        )
+    if math.isclose(got, k * k / stride, rel_tol=1e-3):
+        raise AssertionError("the stride applies along both axes: the number of output positions drops by stride^2.")
+    if math.isclose(got, 1 / (stride * stride), rel_tol=1e-3):
+        raise AssertionError("that is the ratio of output to input positions; each column holds C * k * k values, not C.")
+    raise AssertionError(
+        f"measure it: unfold2d(x, {k}, stride={stride}, padding={padding}).numel() / x.numel() for x of shape {shape}."
+    )
+
+
+def pool_grad_fraction(seed: int = 0) -> float:
+    r"""The fraction of input pixels that get a nonzero gradient through the package's ``max_pool2d`` with :data:`POOL_CASE`."""
+    k, stride, padding = POOL_CASE
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(8, 4, 32, 32, generator=gen).requires_grad_()
+    max_pool2d(x, k, stride=stride, padding=padding).sum().backward()
+    return (x.grad != 0).float().mean().item()
+
+
+@exercise("cnn.maxpool_grad")
+def check_maxpool_grad(answer: Any) -> None:
+    r"""The fraction of input pixels that receive gradient through a 3x3, stride-2, padding-1 max pooling of random images."""
+    got = require_number(answer, "the fraction of input pixels")
+    want = pool_grad_fraction()
+    k, stride, _ = POOL_CASE
+    if math.isclose(got, want, abs_tol=0.01):
+        return
+    if math.isclose(got, 1 / stride**2, abs_tol=0.005):
+        raise AssertionError(
+            f"1/{stride**2} would be one distinct winner per window. The {k}x{k} windows overlap, and two neighbouring "
+            "windows often pick the same pixel: then there are fewer winners than windows."
+        )
+    if math.isclose(got, 1 / k**2, abs_tol=0.005):
+        raise AssertionError(f"1/{k * k} is one pixel per window, as if the windows tiled the image; with stride {stride} there are more windows than that.")
+    if got > 0.9:
+        raise AssertionError("that is average pooling, which spreads the gradient over the window; max pooling sends it to the arg-max only.")
+    raise AssertionError(
+        f"measure it: x = torch.randn(8, 4, 32, 32, requires_grad=True), max_pool2d(x, {k}, stride={stride}, padding=1).sum()"
+        ".backward(), then the fraction of x.grad that is nonzero."
+    )
 
 
 def _receptive_field() -> int:
@@ -125,8 +144,7 @@ def check_receptive_field(answer: Any) -> None:
 @exercise("cnn.im2col")
 def check_im2col(answer: Any) -> None:
     r"""``answer(x, k)`` must return ``F.unfold(x, k)`` (stride 1, no padding) for images ``(B, C, H, W)``."""
-    if not callable(answer):
-        raise AssertionError(f"pass your function itself (my_im2col), not {type(answer).__name__}.")
+    require_callable(answer, "my_im2col")
     gen = torch.Generator().manual_seed(9)
     for shape, k in [((2, 3, 5, 6), 3), ((1, 1, 4, 4), 2), ((2, 2, 3, 7), 1), ((1, 4, 6, 5), 3)]:
         x = torch.randn(shape, generator=gen, dtype=torch.float64)

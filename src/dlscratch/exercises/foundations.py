@@ -1,29 +1,32 @@
 r"""Exercise checkers for Part I, Foundations (chapter 1, "PyTorch essentials").
 
-Every checker recomputes the answer independently (with torch's own routines) and raises
+Every checker recomputes the answer with torch's own routines (``torch.broadcast_shapes``, strides,
+autograd through ``nn.Embedding``, ``F.cross_entropy``) and raises
 :class:`AssertionError` with a hint when the reader's answer differs. The reference solutions
 live in the tests, not here and not on the page.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
 from typing import Any
 
 import torch
 from torch import nn
 
+from .answers import require_callable, require_number
 from .core import exercise
 
 __all__ = [
     "BROADCAST_SHAPES",
     "STRIDES_SHAPE",
     "STRIDES_PERMUTATION",
+    "CE_CLASSES",
     "check_broadcast_shape",
     "check_strides",
-    "check_logsumexp",
-    "check_param_count",
-    "param_count_model",
+    "check_embedding_grad",
+    "check_softmax_ce_floor",
+    "softmax_ce_floor",
 ]
 
 # essentials.broadcast_shape: the shapes of `torch.zeros(*a) + torch.zeros(*b)`
@@ -31,6 +34,7 @@ BROADCAST_SHAPES = ((8, 1, 6, 1), (7, 1, 5))
 # essentials.strides: `torch.arange(24).view(*STRIDES_SHAPE).permute(*STRIDES_PERMUTATION)`
 STRIDES_SHAPE = (2, 3, 4)
 STRIDES_PERMUTATION = (2, 0, 1)
+CE_CLASSES = 5  # essentials.softmax_ce_floor: number of classes of the perfect classifier
 
 
 def _as_int_tuple(answer: Any, what: str) -> tuple[int, ...]:
@@ -80,60 +84,80 @@ def check_strides(answer: Any) -> None:
         )
 
 
-@exercise("essentials.logsumexp")
-def check_logsumexp(answer: Any) -> None:
-    r"""A function ``logsumexp(x, dim)`` that stays finite for large inputs."""
-    if not callable(answer):
-        raise AssertionError(f"pass your function itself, e.g. check(..., logsumexp), not {answer!r}.")
-    fn: Callable[[torch.Tensor, int], torch.Tensor] = answer
-    gen = torch.Generator().manual_seed(0)
-    cases = [
-        (torch.randn(4, 7, generator=gen, dtype=torch.float64), -1, "small random logits"),
-        (torch.randn(3, 5, 6, generator=gen, dtype=torch.float64), 1, "a reduction over dim=1"),
-        (1000.0 + torch.randn(4, 7, generator=gen, dtype=torch.float64), -1, "large logits (around 1000)"),
-        (-1000.0 + torch.randn(4, 7, generator=gen, dtype=torch.float64), 0, "very negative logits (around -1000)"),
-        (torch.tensor([[0.0, 800.0, -800.0]], dtype=torch.float32), -1, "float32 logits spanning ±800"),
-    ]
-    for x, dim, name in cases:
-        got = fn(x.clone(), dim)
-        want = torch.logsumexp(x, dim=dim)
+def _embedding_grad_reference(ids: torch.Tensor, grad_out: torch.Tensor, num_embeddings: int) -> torch.Tensor:
+    emb = nn.Embedding(num_embeddings, grad_out.size(-1)).double()
+    emb(ids).backward(grad_out)
+    return emb.weight.grad
+
+
+@exercise("essentials.embedding_grad")
+def check_embedding_grad(answer: Any) -> None:
+    r"""``answer(ids, grad_out, num_embeddings)`` returns the gradient of ``nn.Embedding``'s weight, checked against autograd.
+
+    ``ids`` holds token ids of any shape, ``grad_out`` the upstream gradient of shape ``(*ids.shape, C)``;
+    the result is the ``(num_embeddings, C)`` gradient of the table. Ids repeat in every case, so an
+    answer that assigns instead of accumulating is caught.
+    """
+    fn = require_callable(answer, "embedding_grad")
+    gen = torch.Generator().manual_seed(1)
+    for shape, V, C in (((4, 9), 7, 5), ((13,), 4, 3), ((2, 3, 5), 11, 8)):
+        ids = torch.randint(0, V, shape, generator=gen)
+        grad_out = torch.randn(*shape, C, generator=gen, dtype=torch.float64)
+        got = fn(ids.clone(), grad_out.clone(), V)
         if not isinstance(got, torch.Tensor):
-            raise AssertionError(f"return a tensor, got {type(got).__name__} on {name}.")
-        if got.shape != want.shape:
+            raise AssertionError(f"return a tensor, got {type(got).__name__}.")
+        if tuple(got.shape) != (V, C):
             raise AssertionError(
-                f"on {name} (input shape {tuple(x.shape)}, dim={dim}) the output should have shape "
-                f"{tuple(want.shape)}, got {tuple(got.shape)}. Reduce over `dim` only, and squeeze it away."
+                f"the gradient of a ({V}, {C}) table has shape ({V}, {C}), one row per id, got {tuple(got.shape)} "
+                f"(ids of shape {shape})."
             )
-        if not torch.isfinite(got).all():
+        got = got.detach().to(torch.float64)
+        want = _embedding_grad_reference(ids, grad_out, V)
+        if torch.allclose(got, want, atol=1e-10):
+            continue
+        assigned = torch.zeros(V, C, dtype=torch.float64)
+        assigned[ids.flatten()] = grad_out.reshape(-1, C)
+        if torch.allclose(got, assigned, atol=1e-10):
             raise AssertionError(
-                f"your function returns inf or nan on {name}: exp overflows. Subtract the maximum "
-                "along `dim` before exponentiating and add it back after the log."
+                "an id that is looked up several times receives the upstream gradient of every lookup: "
+                "add them (index_add_, section 12), do not assign, which keeps only one of them."
             )
-        if not torch.allclose(got.to(want.dtype), want, rtol=1e-5, atol=1e-5):
-            raise AssertionError(
-                f"wrong values on {name} (max error "
-                f"{(got.to(want.dtype) - want).abs().max().item():.3g}). Check that you add the "
-                "maximum back after the log, and that the max is taken along `dim` with keepdim=True."
-            )
-
-
-def param_count_model() -> nn.Module:
-    r"""The model of exercise ``essentials.param_count``: ``Linear(10, 32)``, ReLU, ``Linear(32, 4)``."""
-    return nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 4))
-
-
-@exercise("essentials.param_count")
-def check_param_count(answer: Any) -> None:
-    r"""The number of trainable parameters of :func:`param_count_model`."""
-    if isinstance(answer, bool) or not isinstance(answer, int):
-        raise AssertionError(f"give the count as a Python int, got {answer!r}.")
-    model = param_count_model()
-    want = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    weights_only = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
-    if answer == weights_only:
-        raise AssertionError("close: you counted the weight matrices but not the bias vectors.")
-    if answer != want:
+        counts = torch.bincount(ids.flatten(), minlength=V).clamp(min=1)[:, None].to(torch.float64)
+        if torch.allclose(got * counts, want, atol=1e-10):
+            raise AssertionError("sum the contributions of the repeated ids; nothing in the lookup averages them.")
         raise AssertionError(
-            "a Linear(n_in, n_out) layer holds an (n_out, n_in) weight and an n_out bias; ReLU has "
-            "no parameters."
+            f"wrong gradient (ids of shape {shape}, V={V}, C={C}): row v of the result is the sum of "
+            "grad_out over every position whose id is v, and rows never looked up stay zero."
         )
+
+
+def softmax_ce_floor() -> float:
+    r"""``F.cross_entropy`` fed the one-hot probabilities of a perfect classifier over :data:`CE_CLASSES` classes."""
+    labels = torch.arange(CE_CLASSES)
+    probs = nn.functional.one_hot(labels, CE_CLASSES).to(torch.float64)
+    return nn.functional.cross_entropy(probs, labels).item()
+
+
+@exercise("essentials.softmax_ce_floor")
+def check_softmax_ce_floor(answer: Any) -> None:
+    r"""The loss that ``F.cross_entropy`` reports for a perfect classifier's probabilities (passed instead of logits)."""
+    got = require_number(answer, "the measured loss")
+    want = softmax_ce_floor()
+    if math.isclose(got, want, rel_tol=1e-3):
+        return
+    if abs(got) < 1e-3:
+        raise AssertionError(
+            "0 is the loss of the right input (logits with the correct class far ahead). cross_entropy "
+            "applies a softmax of its own: what is softmax([1, 0, 0, 0, 0])[0]?"
+        )
+    if math.isclose(got, math.log(CE_CLASSES), rel_tol=1e-3):
+        raise AssertionError(
+            f"log {CE_CLASSES} is chance level, the loss of uniform logits. A one-hot row is not uniform: "
+            "its right class is ahead by 1, which is not much as a logit."
+        )
+    if math.isclose(got, want + 1, rel_tol=1e-3):
+        raise AssertionError("that is the log-sum-exp alone; eq. (cross-entropy) subtracts the right class's logit, here 1.")
+    raise AssertionError(
+        f"measure it: F.cross_entropy(F.one_hot(labels, {CE_CLASSES}).float(), labels) for any labels; "
+        "then check it against LSE(z) - z_y with z a one-hot row."
+    )

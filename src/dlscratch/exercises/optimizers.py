@@ -1,21 +1,22 @@
 r"""Exercise checkers for chapter 7, "Optimizers, schedules and training mechanics" (prefix ``optim.``).
 
-Every checker recomputes the answer independently (plain Python arithmetic, or torch's own
-``clip_grad_norm_``, never the chapter's code) and raises :class:`AssertionError` with a hint
-when the reader's answer differs. The reference solutions live in the tests, not here and not on
-the page.
+Every checker recomputes the answer with torch or the package's tested optimizers
+(``torch.optim.Adam``, :class:`~dlscratch.optimizers.RMSprop`, :class:`~dlscratch.optimizers.SGD`)
+and raises :class:`AssertionError` with a hint when the reader's answer differs. The reference
+solutions live in the tests, not here and not on the page.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import nn
 
-from .answers import require_number
-from .core import NotAttempted, exercise
+from ..optimizers import SGD, RMSprop
+from .answers import require_callable, require_number
+from .core import exercise
 
 __all__ = [
     "ADAM_P0",
@@ -23,18 +24,19 @@ __all__ = [
     "ADAM_LR",
     "ADAM_BETAS",
     "ADAM_EPS",
-    "COSINE_PEAK_LR",
-    "COSINE_WARMUP",
-    "COSINE_TOTAL",
-    "COSINE_MIN_RATIO",
-    "COSINE_STEP",
-    "SCALER_INIT",
-    "SCALER_GROWTH_INTERVAL",
-    "SCALER_OVERFLOWS",
+    "RMS_SETTINGS",
+    "MOMENTUM_LR",
+    "MOMENTUM_MU",
+    "MOMENTUM_STEP",
+    "BF16_LR",
+    "BF16_GRAD",
+    "BF16_STEPS",
     "check_adam_step",
-    "check_warmup_cosine_lr",
-    "check_clip",
-    "check_loss_scale",
+    "check_rmsprop_update",
+    "check_momentum_step",
+    "check_bf16_weight",
+    "momentum_step",
+    "bf16_weight",
 ]
 
 # optim.adam_step: one scalar parameter, two gradients, torch's default betas and eps
@@ -43,21 +45,16 @@ ADAM_GRADS = (2.0, -1.0)
 ADAM_LR = 0.1
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
-
-# optim.warmup_cosine_lr: the learning rate after COSINE_STEP completed updates
-COSINE_PEAK_LR = 3e-4
-COSINE_WARMUP = 100
-COSINE_TOTAL = 1000
-COSINE_MIN_RATIO = 0.1
-COSINE_STEP = 324
-
-# optim.loss_scale: growth factor 2, back-off 0.5; True marks a step whose gradients overflowed
-SCALER_INIT = 2.0**16
-SCALER_GROWTH_INTERVAL = 3
-SCALER_OVERFLOWS = (False, False, True, False, False, False, True, True, False, False, False, False)
+# optim.rmsprop_update: (lr, alpha, eps, momentum) settings the reader's update is run with
+RMS_SETTINGS = ((0.01, 0.99, 1e-8, 0.0), (0.05, 0.9, 1e-3, 0.9))
+# optim.momentum_step: SGD with momentum on a loss whose gradient is always 1
+MOMENTUM_LR, MOMENTUM_MU, MOMENTUM_STEP = 0.01, 0.9, 100
+# optim.bf16_weight: a bfloat16 weight starting at 1.0, BF16_STEPS SGD steps of lr * grad
+BF16_LR, BF16_GRAD, BF16_STEPS = 1e-3, 0.1, 1000
 
 
 def _adam(bias_correction: bool, n_steps: int) -> float:
+    """Adam written out, for the hints only (the right answer comes from torch.optim.Adam)."""
     p, m, v = ADAM_P0, 0.0, 0.0
     b1, b2 = ADAM_BETAS
     for t, g in enumerate(ADAM_GRADS[:n_steps], start=1):
@@ -68,11 +65,20 @@ def _adam(bias_correction: bool, n_steps: int) -> float:
     return p
 
 
+def _torch_adam() -> float:
+    w = nn.Parameter(torch.tensor([ADAM_P0], dtype=torch.float64))
+    opt = torch.optim.Adam([w], lr=ADAM_LR, betas=ADAM_BETAS, eps=ADAM_EPS)
+    for g in ADAM_GRADS:
+        w.grad = torch.tensor([g], dtype=torch.float64)
+        opt.step()
+    return w.item()
+
+
 @exercise("optim.adam_step")
 def check_adam_step(answer: Any) -> None:
-    r"""The parameter after two Adam steps from ``ADAM_P0`` with gradients ``ADAM_GRADS``."""
+    r"""The parameter after two Adam steps from ``ADAM_P0`` with gradients ``ADAM_GRADS`` (``torch.optim.Adam``)."""
     got = require_number(answer, "the parameter value")
-    if math.isclose(got, _adam(True, 2), abs_tol=1e-4):
+    if math.isclose(got, _torch_adam(), abs_tol=1e-4):
         return
     if math.isclose(got, _adam(False, 2), abs_tol=1e-4):
         raise AssertionError("that is Adam without bias correction: divide m by 1 - beta1^t and v by 1 - beta2^t.")
@@ -84,86 +90,99 @@ def check_adam_step(answer: Any) -> None:
     )
 
 
-def _cosine(step: int, shift: int) -> float:
-    w, S, r = COSINE_WARMUP, COSINE_TOTAL, COSINE_MIN_RATIO
-    if step < w:
-        return COSINE_PEAK_LR * (step + 1) / w
-    progress = min(step - w + shift, S - w) / (S - w)
-    return COSINE_PEAK_LR * (r + (1 - r) * 0.5 * (1 + math.cos(math.pi * progress)))
+@exercise("optim.rmsprop_update")
+def check_rmsprop_update(answer: Any) -> None:
+    r"""``answer(p, g, state, lr, alpha, eps, momentum)`` updates ``p`` in place like the package's ``RMSprop``, over five steps."""
+    fn = require_callable(answer, "rmsprop_update")
+    gen = torch.Generator().manual_seed(7)
+    for lr, alpha, eps, mu in RMS_SETTINGS:
+        for shape in ((3, 4), (5,)):
+            start = torch.randn(shape, generator=gen, dtype=torch.float64)
+            grads = [torch.randn(shape, generator=gen, dtype=torch.float64) * 10 ** (k - 2) for k in range(5)]
+            ref = nn.Parameter(start.clone())
+            opt = RMSprop([ref], lr=lr, alpha=alpha, eps=eps, momentum=mu)
+            mine, state = start.clone(), {}
+            for t, g in enumerate(grads, start=1):
+                ref.grad = g.clone()
+                opt.step()
+                before = mine.clone()
+                fn(mine, g.clone(), state, lr, alpha, eps, mu)
+                if t == 1 and torch.equal(mine, before):
+                    raise AssertionError("p did not change: update it in place (p.sub_(...)), as adam_update does.")
+                if torch.allclose(mine, ref.detach(), rtol=1e-9, atol=1e-12):
+                    continue
+                setting = f"lr={lr}, alpha={alpha}, eps={eps}, momentum={mu}, step {t}"
+                if t == 1:
+                    r = (1 - alpha) ** 0.5 * g.abs()
+                    if torch.allclose(before - mine, lr * g / (g.abs() + eps), rtol=1e-9):
+                        raise AssertionError(
+                            f"{setting}: that step is bias-corrected, as Adam's is. RMSprop has no bias correction: "
+                            "s_1 = (1 - alpha) g^2, so the first steps are large."
+                        )
+                    if torch.allclose(before - mine, lr * g / (r**2 + eps).sqrt(), rtol=1e-9):
+                        raise AssertionError(f"{setting}: eps is added to sqrt(s_t), outside the square root.")
+                if mu > 0:
+                    raise AssertionError(
+                        f"{setting}: with momentum the buffer collects the scaled gradients, b = momentum * b + g / "
+                        "(sqrt(s) + eps), and p moves by lr * b. Keep b in state."
+                    )
+                raise AssertionError(f"{setting}: wrong parameter; keep s in state and follow eq. (rmsprop).")
 
 
-@exercise("optim.warmup_cosine_lr")
-def check_warmup_cosine_lr(answer: Any) -> None:
-    r"""The warm-up + cosine learning rate after ``COSINE_STEP`` completed updates."""
-    got = require_number(answer, "the learning rate")
-    want = _cosine(COSINE_STEP, 1)
+def momentum_step(lr: float = MOMENTUM_LR, mu: float = MOMENTUM_MU, n: int = MOMENTUM_STEP) -> float:
+    r"""The size of step ``n`` of the package's ``SGD(lr, momentum=mu)`` when every gradient is 1."""
+    w = nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    opt = SGD([w], lr=lr, momentum=mu)
+    for _ in range(n):
+        before = w.detach().clone()
+        w.grad = torch.ones_like(w)
+        opt.step()
+    return (before - w.detach()).abs().item()
+
+
+@exercise("optim.momentum_step")
+def check_momentum_step(answer: Any) -> None:
+    r"""How far step 100 of SGD with momentum 0.9 and ``lr = 0.01`` moves a weight whose gradient is always 1."""
+    got = require_number(answer, "the size of the step")
+    want = momentum_step()
     if math.isclose(got, want, rel_tol=1e-3):
         return
-    if math.isclose(got, want / COSINE_PEAK_LR, rel_tol=1e-3):
-        raise AssertionError("that is the multiplier f(s); multiply by the peak learning rate.")
-    if math.isclose(got, _cosine(COSINE_STEP, 0), rel_tol=1e-3):
-        raise AssertionError("off by one step: the cosine phase starts at the peak, s = w - 1 (see the equation).")
-    floorless = COSINE_PEAK_LR * 0.5 * (1 + math.cos(math.pi * (COSINE_STEP - COSINE_WARMUP + 1) / (COSINE_TOTAL - COSINE_WARMUP)))
-    if math.isclose(got, floorless, rel_tol=1e-3):
-        raise AssertionError("the cosine decays to min_ratio * peak, not to 0: rescale it into [r, 1].")
-    raise AssertionError("not quite: find the progress (s - w + 1) / (S - w) through the cosine phase first.")
+    if math.isclose(got, MOMENTUM_LR, rel_tol=1e-3):
+        raise AssertionError("lr * g is the first step only; the velocity keeps adding the gradient, eq. (momentum).")
+    if math.isclose(got, MOMENTUM_LR * MOMENTUM_MU**(MOMENTUM_STEP - 1), rel_tol=1e-2) or got < MOMENTUM_LR:
+        raise AssertionError("the velocity does not decay away here: every step adds a fresh gradient of 1 to it.")
+    if math.isclose(got, MOMENTUM_LR * MOMENTUM_STEP, rel_tol=1e-2):
+        raise AssertionError("the old gradients are discounted by mu per step, so the velocity cannot grow without bound.")
+    raise AssertionError(
+        "measure it: one weight, SGD([w], lr=0.01, momentum=0.9), w.grad = 1 before each of 100 steps; "
+        "give the distance moved by the last step."
+    )
 
 
-def _clip_cases() -> list[tuple[list[torch.Tensor], float]]:
-    gen = torch.Generator().manual_seed(0)
-    shapes = [(3, 4), (5,), (2, 3)]
-    big = [torch.randn(s, generator=gen, dtype=torch.float64) * 3 for s in shapes]
-    small = [torch.randn(s, generator=gen, dtype=torch.float64) * 0.01 for s in shapes]
-    lopsided = [torch.full((4,), 10.0, dtype=torch.float64), torch.full((2,), 0.1, dtype=torch.float64)]
-    return [(big, 1.0), (small, 1.0), (lopsided, 5.0), ([torch.tensor([3.0, 4.0], dtype=torch.float64)], 1.0)]
+def bf16_weight() -> float:
+    r"""A bfloat16 weight at 1.0 after ``BF16_STEPS`` steps of the package's SGD with gradient ``BF16_GRAD``."""
+    w = nn.Parameter(torch.ones(1, dtype=torch.bfloat16))
+    opt = SGD([w], lr=BF16_LR)
+    for _ in range(BF16_STEPS):
+        w.grad = torch.full_like(w, BF16_GRAD)
+        opt.step()
+    return w.item()
 
 
-@exercise("optim.clip")
-def check_clip(answer: Any) -> None:
-    r"""``answer(grads, max_norm)`` returns the gradients clipped by their global L2 norm."""
-    if not callable(answer):
-        raise AssertionError(f"pass your function itself (my_clip), not {type(answer).__name__}.")
-    for grads, max_norm in _clip_cases():
-        got = answer([g.clone() for g in grads], max_norm)
-        if not isinstance(got, (list, tuple)) or len(got) != len(grads):
-            raise AssertionError(f"return a list of {len(grads)} tensors, one per gradient.")
-        want = [g.clone().requires_grad_() for g in grads]
-        for w, g in zip(want, grads):
-            w.grad = g.clone()
-        total = torch.nn.utils.clip_grad_norm_(want, max_norm).item()
-        if all(torch.allclose(torch.as_tensor(a, dtype=torch.float64), w.grad, rtol=1e-5, atol=1e-9) for a, w in zip(got, want)):
-            continue
-        if total < max_norm:
-            raise AssertionError(
-                f"with a global norm of {total:.3g} below max_norm={max_norm}, the gradients must come back unchanged."
-            )
-        if len(grads) > 1:
-            per_tensor = [g * min(1.0, max_norm / g.norm().item()) for g in grads]
-            if all(torch.allclose(torch.as_tensor(a, dtype=torch.float64), p, rtol=1e-5) for a, p in zip(got, per_tensor)):
-                raise AssertionError("you clipped each tensor on its own; use one factor from the norm over all of them.")
-        raise AssertionError("scale every gradient by max_norm / global_norm when the global norm exceeds max_norm.")
-
-
-def _final_scale(overflows: tuple[bool, ...], interval: int, reset_on_overflow: bool = True) -> float:
-    scale, clean = SCALER_INIT, 0
-    for overflow in overflows:
-        if overflow:
-            scale, clean = scale / 2, (0 if reset_on_overflow else clean)
-        else:
-            clean += 1
-            if clean == interval:
-                scale, clean = scale * 2, 0
-    return scale
-
-
-@exercise("optim.loss_scale")
-def check_loss_scale(answer: Any) -> None:
-    r"""The dynamic loss scale after the steps of ``SCALER_OVERFLOWS``."""
-    got = require_number(answer, "the loss scale")
-    if got == _final_scale(SCALER_OVERFLOWS, SCALER_GROWTH_INTERVAL):
+@exercise("optim.bf16_weight")
+def check_bf16_weight(answer: Any) -> None:
+    r"""The value of a bfloat16 weight, starting at 1.0, after 1000 SGD steps of ``lr * grad = 1e-4`` each."""
+    got = require_number(answer, "the final weight")
+    want = bf16_weight()
+    if got == want:
         return
-    if got == _final_scale(SCALER_OVERFLOWS, SCALER_GROWTH_INTERVAL, reset_on_overflow=False):
-        raise AssertionError("an overflow also resets the count of clean steps to 0.")
-    if got == SCALER_INIT / 2 ** sum(SCALER_OVERFLOWS):
-        raise AssertionError("the scale also grows (x2) after every run of growth_interval clean steps.")
-    raise AssertionError("replay the steps: halve on an overflow, double after 3 clean steps in a row.")
+    fp32 = 1.0 - BF16_STEPS * BF16_LR * BF16_GRAD
+    if math.isclose(got, fp32, abs_tol=0.01):
+        raise AssertionError(
+            "0.9 is what float32 gives. bfloat16 keeps 8 bits of mantissa: near 1.0 its neighbours are 1 - 2^-8 "
+            "and 1 + 2^-7. Where does 1 - 1e-4 round to?"
+        )
+    raise AssertionError(
+        "measure it: w = nn.Parameter(torch.ones(1, dtype=torch.bfloat16)), SGD([w], lr=1e-3), w.grad = 0.1 "
+        "before each of 1000 steps, then w.item()."
+    )

@@ -1,33 +1,47 @@
-r"""Exercise checkers for chapter 8, "Regularization".
+r"""Exercise checkers for chapter 8, "Regularization" (topic prefix ``reg.``).
 
-Every checker recomputes the answer independently (by indexing, with ``torch.optim.AdamW``,
-``torch.roll`` or a direct simulation) and raises :class:`AssertionError` with a hint when the
-reader's answer differs. The reference solutions live in the tests, not here and not on the page.
+Every checker recomputes the answer with torch or the package's tested code (``torch.optim.AdamW``,
+:func:`~dlscratch.data.shift_images`, :func:`~dlscratch.layers.cross_entropy`, the
+:class:`~dlscratch.training.callbacks.Evaluate` callback of the training loop) and raises
+:class:`AssertionError` with a hint when the reader's answer differs. The reference solutions
+live in the tests, not here and not on the page.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
+from ..data.augment import shift_images
+from ..layers.losses import cross_entropy
+from ..training.callbacks import Evaluate
+from ..training.loop import train
+from .answers import require_callable, require_number
 from .core import exercise
 
 __all__ = [
     "ADAMW_LR",
     "ADAMW_WEIGHT_DECAY",
     "ADAMW_STEPS",
-    "check_smooth_targets",
+    "LS_EPS",
+    "LS_CLASSES",
+    "check_ls_floor",
     "check_adamw_decay_factor",
-    "check_shift_right",
+    "check_shift_kernel",
     "check_early_stopping",
+    "ls_floor",
 ]
 
 # reg.adamw_decay_factor: AdamW with these settings runs ADAMW_STEPS steps with zero gradients
 ADAMW_LR = 0.01
 ADAMW_WEIGHT_DECAY = 0.1
 ADAMW_STEPS = 100
+LS_EPS, LS_CLASSES = 0.1, 10  # reg.ls_floor: label smoothing and number of classes
 
 
 def _call(fn: Callable[..., Any], *args: Any) -> Any:
@@ -36,41 +50,71 @@ def _call(fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args)
 
 
-@exercise("reg.smooth_targets")
-def check_smooth_targets(answer: Any) -> None:
-    r"""``smooth_targets(target, n_classes, eps)`` → the ``(N, K)`` label-smoothed target distributions."""
-    gen = torch.Generator().manual_seed(0)
-    for N, K, eps in [(6, 4, 0.1), (1, 10, 0.3), (5, 2, 0.0), (3, 5, 1.0)]:
-        target = torch.randint(0, K, (N,), generator=gen)
-        got = _call(answer, target.clone(), K, eps)
-        if not isinstance(got, torch.Tensor) or got.shape != (N, K):
-            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-            raise AssertionError(f"return an ({N}, {K}) tensor of probabilities, got {shape}.")
-        got = got.to(torch.float64)
-        want = torch.full((N, K), eps / K, dtype=torch.float64)
-        want[torch.arange(N), target] += 1.0 - eps
-        if torch.allclose(got, want, atol=1e-8):
+def ls_floor(eps: float = LS_EPS, n_classes: int = LS_CLASSES) -> float:
+    r"""The lowest value of the package's label-smoothed ``cross_entropy``: at the logits of eq. (ls-gap)."""
+    gap = math.log((1 - eps + eps / n_classes) / (eps / n_classes))
+    z = torch.zeros(1, n_classes, dtype=torch.float64)
+    z[0, 0] = gap
+    return cross_entropy(z, torch.tensor([0]), label_smoothing=eps).item()
+
+
+@exercise("reg.ls_floor")
+def check_ls_floor(answer: Any) -> None:
+    r"""The smallest loss a label-smoothed cross-entropy (``eps = 0.1``, ten classes) can reach, for any logits."""
+    got = require_number(answer, "the lowest loss")
+    want = ls_floor()
+    if math.isclose(got, want, rel_tol=1e-3):
+        return
+    if abs(got) < 1e-3:
+        raise AssertionError(
+            "0 needs p = onehot(y), but the target is q now: the loss -sum q log p is smallest at p = q, "
+            "and there it is the entropy of q, not 0."
+        )
+    if math.isclose(got, -math.log(1 - LS_EPS + LS_EPS / LS_CLASSES), rel_tol=1e-3):
+        raise AssertionError("that is -log q_y, the first term only; the wrong classes carry eps / K of the target each, and cost -log(eps / K).")
+    if math.isclose(got, math.log(LS_CLASSES), rel_tol=1e-3):
+        raise AssertionError("log K is the loss of uniform logits, not the lowest one.")
+    raise AssertionError(
+        "measure it: put the logit gap of eq. (ls-gap) on the true class (all other logits 0) and evaluate "
+        "cross_entropy(z, y, label_smoothing=0.1); or compute -sum_k q_k log q_k."
+    )
+
+
+def _shift_cases() -> list[tuple[int, int, int]]:
+    return [(1, 0, 1), (0, -1, 1), (1, 1, 1), (-2, 1, 2), (0, 0, 1), (2, -2, 3)]
+
+
+@exercise("reg.shift_kernel")
+def check_shift_kernel(answer: Any) -> None:
+    r"""``answer(dy, dx, k)`` returns a ``(1, 1, 2k+1, 2k+1)`` kernel with ``F.conv2d(x, kernel, padding=k)`` equal to
+    the package's :func:`~dlscratch.data.shift_images` by ``(dy, dx)``, for ``|dy|, |dx| <= k``."""
+    fn = require_callable(answer, "shift_kernel")
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand(3, 1, 8, 8, generator=gen, dtype=torch.float64) + 0.1  # positive: zeros come only from the border
+    for dy, dx, k in _shift_cases():
+        kernel = fn(dy, dx, k)
+        if not isinstance(kernel, torch.Tensor) or tuple(kernel.shape) != (1, 1, 2 * k + 1, 2 * k + 1):
+            shape = tuple(kernel.shape) if isinstance(kernel, torch.Tensor) else type(kernel).__name__
+            raise AssertionError(f"for k = {k} return a (1, 1, {2 * k + 1}, {2 * k + 1}) kernel, got {shape}.")
+        got = F.conv2d(x, kernel.to(torch.float64), padding=k)
+        want = shift_images(x, torch.tensor([[dy, dx]]).repeat(3, 1))
+        if torch.allclose(got, want, atol=1e-12):
             continue
-        if not torch.allclose(got.sum(-1), torch.ones(N, dtype=torch.float64), atol=1e-8):
-            raise AssertionError("each row must sum to 1: it is a probability distribution over the K classes.")
-        if K > 1 and eps > 0:
-            other = torch.full((N, K), eps / (K - 1), dtype=torch.float64)
-            other[torch.arange(N), target] = 1 - eps
-            if torch.allclose(got, other, atol=1e-8):
-                raise AssertionError(
-                    "that spreads eps over the K - 1 wrong classes only; the mixture with the uniform distribution "
-                    "gives every class eps / K, the true class included."
-                )
-        raise AssertionError(f"wrong distribution for eps={eps}, K={K}: use q = (1 - eps) * onehot(y) + eps / K.")
+        flipped = shift_images(x, torch.tensor([[-dy, -dx]]).repeat(3, 1))
+        if torch.allclose(got, flipped, atol=1e-12):
+            raise AssertionError(
+                f"(dy, dx) = ({dy}, {dx}): the content moved the other way. F.conv2d does not flip its kernel: "
+                "output (i, j) reads input (i + a - k, j + b - k) through kernel entry (a, b)."
+            )
+        if kernel.sum().item() != 1:
+            raise AssertionError("a shift copies one pixel: the kernel has a single 1 and zeros elsewhere.")
+        raise AssertionError(f"(dy, dx) = ({dy}, {dx}), k = {k}: the 1 is in the wrong place.")
 
 
 @exercise("reg.adamw_decay_factor")
 def check_adamw_decay_factor(answer: Any) -> None:
     r"""The factor by which ``ADAMW_STEPS`` AdamW steps with zero gradients shrink a weight."""
-    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
-        answer = answer.item()
-    if isinstance(answer, bool) or not isinstance(answer, (int, float)):
-        raise AssertionError(f"give the factor as a Python number, not {answer!r}.")
+    answer = require_number(answer, "the factor")
     w = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64))
     opt = torch.optim.AdamW([w], lr=ADAMW_LR, weight_decay=ADAMW_WEIGHT_DECAY)
     for _ in range(ADAMW_STEPS):
@@ -89,37 +133,16 @@ def check_adamw_decay_factor(answer: Any) -> None:
     raise AssertionError("with a zero gradient Adam's own step is 0, so only the decoupled decay acts; see eq. (adamw).")
 
 
-@exercise("reg.shift_right")
-def check_shift_right(answer: Any) -> None:
-    r"""``shift_right(x, k)``: move the content of ``(N, C, H, W)`` images ``k`` columns right, zeros enter on the left."""
-    gen = torch.Generator().manual_seed(2)
-    for shape, k in [((2, 1, 8, 8), 1), ((3, 2, 5, 6), 3), ((1, 1, 4, 4), 0), ((2, 1, 3, 5), 4)]:
-        x = torch.rand(shape, generator=gen) + 0.1  # strictly positive, so zeros come only from the padding
-        got = _call(answer, x.clone(), k)
-        if not isinstance(got, torch.Tensor) or got.shape != x.shape:
-            raise AssertionError(f"return a tensor of the input's shape {shape}.")
-        want = torch.roll(x, k, dims=3)
-        want[..., :k] = 0
-        if torch.equal(got, want):
-            continue
-        if torch.equal(got, torch.roll(x, k, dims=3)):
-            raise AssertionError("the columns that wrap around must become zeros, not reappear on the left.")
-        left = torch.roll(x, -k, dims=3)
-        if k:
-            left[..., -k:] = 0
-        if torch.equal(got, left):
-            raise AssertionError("that moves the content left; column j of the output should hold column j - k of the input.")
-        raise AssertionError(f"wrong result for shape {shape} and k={k}: out[..., j] = x[..., j - k] for j >= k, else 0.")
-
-
-def _reference_early_stopping(losses: Sequence[float], patience: int) -> tuple[int, int]:
-    best, best_epoch = float("inf"), -1
-    for epoch, loss in enumerate(losses):
-        if loss < best:
-            best, best_epoch = loss, epoch
-        elif epoch - best_epoch >= patience:
-            return best_epoch, epoch + 1
-    return best_epoch, len(losses)
+def _package_early_stopping(losses: Sequence[float], patience: int) -> tuple[int, int]:
+    """(best_epoch, epochs_run) of the package's ``Evaluate`` callback fed ``losses``, one per epoch."""
+    scripted = iter(losses)
+    evaluate = Evaluate(1, lambda model: {"val_loss": next(scripted)}, "val_loss", "min", patience)
+    model = torch.nn.Linear(1, 1)
+    train(
+        model, itertools.repeat(0), torch.optim.SGD(model.parameters(), lr=0.0), steps=len(losses),
+        loss_fn=lambda m, batch: m.weight.sum() * 0, callbacks=[evaluate], progress=False,
+    )
+    return evaluate.best, len(evaluate.results)
 
 
 @exercise("reg.early_stopping")
@@ -134,7 +157,7 @@ def check_early_stopping(answer: Any) -> None:
         ([2.0], 5),
     ]
     for losses, patience in cases:
-        want = _reference_early_stopping(losses, patience)
+        want = _package_early_stopping(losses, patience)
         got = _call(answer, list(losses), patience)
         if not isinstance(got, tuple) or len(got) != 2:
             raise AssertionError(f"return a tuple (best_epoch, epochs_run), got {got!r}.")

@@ -1,6 +1,8 @@
 r"""Exercise checkers for chapter 5, "WaveNet" (topic prefix ``wavenet.``).
 
-Every checker recomputes the answer independently (torch's own layers, plain slicing) and raises
+Every checker recomputes the answer with the package's tested code (``FlattenConsecutive`` and
+``Linear`` of :mod:`dlscratch.layers.mini_nn`, :class:`~dlscratch.models.WaveNet` and the
+``num_params`` of its config and of :class:`~dlscratch.models.MLPLMConfig`) and raises
 :class:`AssertionError` with a hint when the reader's answer differs. The reference solutions
 live in the tests, not here and not on the page.
 """
@@ -11,131 +13,140 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from .answers import require_callable
-from .core import NotAttempted, exercise
+from ..layers.mini_nn import FlattenConsecutive, Linear
+from .answers import require_callable, require_number
+from .core import exercise
 
 __all__ = [
-    "EX_BLOCK",
-    "EX_EMBD",
-    "EX_HIDDEN",
-    "RF_LEVEL",
-    "RF_POSITION",
-    "check_param_count",
-    "check_flatten_consecutive",
-    "check_receptive_field",
-    "check_batchnorm_3d",
+    "LEAK_LEVEL",
+    "LEAK_POSITION",
+    "CROSSOVER_CONTEXTS",
+    "check_conv_weight",
+    "check_gradient_leak",
+    "check_param_crossover",
+    "gradient_positions",
+    "param_crossover",
 ]
 
-# wavenet.param_count: a hierarchical model fusing pairs, with these sizes and V = 27
-EX_BLOCK = 16
-EX_EMBD = 10
-EX_HIDDEN = 64
-# wavenet.receptive_field: which of the 8 input characters reach this position of this level
-RF_LEVEL = 2  # output of the second FlattenConsecutive -> Linear -> BatchNorm1d -> Tanh, shape (B, 2, H)
-RF_POSITION = 1
+# wavenet.gradient_leak: backpropagate from position LEAK_POSITION of level LEAK_LEVEL, example 0
+LEAK_LEVEL = 2
+LEAK_POSITION = 1
+CROSSOVER_CONTEXTS = tuple(2**k for k in range(1, 13))  # wavenet.param_crossover: the contexts compared
 
 
-@exercise("wavenet.param_count")
-def check_param_count(answer: Any) -> None:
-    r"""Parameters of the WaveNet-style model with ``block_size=EX_BLOCK`` (pairs fused), ``EX_EMBD``, ``EX_HIDDEN``."""
-    if isinstance(answer, bool) or not isinstance(answer, int):
-        raise AssertionError(f"give the count as an int, got {answer!r}.")
-    modules = [nn.Embedding(27, EX_EMBD)]
-    width, t = EX_EMBD, EX_BLOCK
-    while t > 1:
-        modules += [nn.Linear(2 * width, EX_HIDDEN, bias=False), nn.BatchNorm1d(EX_HIDDEN)]
-        width, t = EX_HIDDEN, t // 2
-    modules.append(nn.Linear(EX_HIDDEN, 27))
-    want = sum(p.numel() for m in modules for p in m.parameters())
-    levels = (len(modules) - 2) // 2
-    if answer == want:
+@exercise("wavenet.conv_weight")
+def check_conv_weight(answer: Any) -> None:
+    r"""``answer(W, C)`` turns a level's ``(2C, H)`` Linear weight into the ``(H, C, 2)`` weight of an equivalent
+    ``F.conv1d(..., stride=2)``; checked against the package's ``FlattenConsecutive(2)`` and ``Linear``."""
+    fn = require_callable(answer, "conv_weight")
+    gen = torch.Generator().manual_seed(5)
+    for B, T, C, H in ((3, 8, 4, 6), (2, 2, 5, 3), (1, 4, 1, 2)):
+        lin = Linear(2 * C, H, bias=False, dtype=torch.float64)
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(2 * C, H, generator=gen, dtype=torch.float64))
+        W = lin.weight.detach()
+        h = torch.randn(B, T, C, generator=gen, dtype=torch.float64)
+        with torch.no_grad():
+            want = lin(FlattenConsecutive(2)(h))  # (B, T/2, H) or (B, H)
+        k = fn(W.clone(), C)
+        if not isinstance(k, torch.Tensor):
+            raise AssertionError(f"return a tensor, got {type(k).__name__}.")
+        if tuple(k.shape) != (H, C, 2):
+            raise AssertionError(
+                f"F.conv1d wants (out_channels, in_channels, kernel_size) = ({H}, {C}, 2) for C = {C}, H = {H}; "
+                f"got {tuple(k.shape)}."
+            )
+        k = k.detach().to(torch.float64)
+        got = F.conv1d(h.transpose(1, 2), k, stride=2).transpose(1, 2)  # (B, C, T) -> (B, H, T/2) -> (B, T/2, H)
+        if torch.allclose(got.reshape(want.shape), want, atol=1e-10):
+            continue
+        if torch.allclose(k, W.T.reshape(H, C, 2), atol=1e-12) and C > 1:
+            raise AssertionError(
+                "row k*C + c of W belongs to kernel tap k and channel c (positions are side by side, channels "
+                "inside): reshape W.T to (H, 2, C) first, then swap the last two dimensions."
+            )
+        if torch.allclose(k.flip(-1), W.T.reshape(H, 2, C).transpose(1, 2), atol=1e-12):
+            raise AssertionError("the kernel taps are swapped: conv1d does not flip its kernel, tap 0 multiplies position 2t.")
+        raise AssertionError(
+            f"wrong weights for C = {C}, H = {H}: tap k, channel c of output unit j must hold W[k * C + c, j]."
+        )
+
+
+def gradient_positions(training: bool, batch: int = 32, seed: int = 0) -> tuple[int, ...]:
+    r"""Positions of example 0 whose embedding gets a nonzero gradient from ``h[0, LEAK_POSITION]`` of level ``LEAK_LEVEL``."""
+    from ..models.wavenet import WaveNet, WaveNetConfig
+
+    torch.manual_seed(seed)
+    model = WaveNet(WaveNetConfig())
+    model.train(training)
+    x = torch.randint(0, 27, (batch, 8))
+    outs = model.layers.outputs(x)
+    emb = outs[0]  # (B, 8, E)
+    emb.retain_grad()
+    tanhs = [o for layer, o in zip(model.layers, outs) if type(layer).__name__ == "Tanh"]
+    tanhs[LEAK_LEVEL - 1][0, LEAK_POSITION].sum().backward()
+    return tuple((emb.grad[0].abs().sum(-1) > 0).nonzero().flatten().tolist())
+
+
+def _positions(value: Any, key: str) -> tuple[int, ...]:
+    if isinstance(value, (int, str)) or not hasattr(value, "__iter__"):
+        raise AssertionError(f"answer[{key!r}]: give the positions as a tuple of ints, e.g. (0, 1), not {value!r}.")
+    try:
+        return tuple(sorted(int(i) for i in value))
+    except (TypeError, ValueError) as err:
+        raise AssertionError(f"answer[{key!r}]: every position is an int from 0 to 7, got {value!r}.") from err
+
+
+@exercise("wavenet.gradient_leak")
+def check_gradient_leak(answer: Any) -> None:
+    r"""``{"train": ..., "eval": ...}``: the input positions of example 0 that position 1 of level 2 depends on, by mode."""
+    if not isinstance(answer, dict) or set(answer) != {"train", "eval"}:
+        raise AssertionError('give a dict {"train": positions, "eval": positions}, each a tuple of ints.')
+    got = {k: _positions(answer[k], k) for k in ("train", "eval")}
+    want = {"train": gradient_positions(True), "eval": gradient_positions(False)}
+    if got == want:
         return
-    if answer == want + levels * EX_HIDDEN:
-        raise AssertionError("the Linear before each batch norm has no bias.")
-    if answer == want - levels * 2 * EX_HIDDEN:
-        raise AssertionError("each batch norm trains a gain and a bias per channel: count them.")
-    if answer == want - (levels - 1) * 2 * EX_HIDDEN * EX_HIDDEN:
-        raise AssertionError(f"{EX_BLOCK} characters need {levels} levels of pairwise fusion, not one.")
+    if got["eval"] != want["eval"]:
+        raise AssertionError(
+            "eval: with fixed running statistics every position depends only on the characters below it in the tree, "
+            "eq. (receptive): 2^l * t up to 2^l * (t + 1) - 1."
+        )
     raise AssertionError(
-        f"log2({EX_BLOCK}) = {levels} levels: the first Linear sees 2 x n_embd inputs, the others 2 x n_hidden; "
-        "add the table, the batch norms and the output layer."
+        "train: batch norm computes its mean and variance over the batch and the positions, so every position of "
+        "every example feeds into the statistics that normalise this one. Measure it: the gradient is small there, "
+        "but not zero."
     )
 
 
-def _reference_flatten(x: torch.Tensor, n: int) -> torch.Tensor:
-    B, T, C = x.shape
-    groups = [torch.cat([x[:, t + k] for k in range(n)], dim=-1) for t in range(0, T, n)]  # each (B, n*C)
-    out = torch.stack(groups, dim=1)  # (B, T/n, n*C)
-    return out[:, 0] if out.shape[1] == 1 else out
+def param_crossover() -> int:
+    r"""The smallest context in :data:`CROSSOVER_CONTEXTS` at which chapter 4's flat MLP has more parameters than the WaveNet."""
+    from ..models.mlp_lm import MLPLMConfig
+    from ..models.wavenet import WaveNetConfig
+
+    base = WaveNetConfig()
+    for T in CROSSOVER_CONTEXTS:
+        flat = MLPLMConfig(block_size=T, n_embd=base.n_embd, n_hidden=base.n_hidden).num_params
+        if flat > WaveNetConfig(block_size=T).num_params:
+            return T
+    raise RuntimeError("no crossover in CROSSOVER_CONTEXTS")
 
 
-@exercise("wavenet.flatten_consecutive")
-def check_flatten_consecutive(answer: Any) -> None:
-    r"""``answer(x, n)``: ``(B, T, C) → (B, T/n, nC)``, dropping the time dimension when it becomes 1."""
-    fn = require_callable(answer, "flatten_consecutive")
-    g = torch.Generator().manual_seed(3)
-    for B, T, C, n in [(4, 8, 3, 2), (2, 8, 5, 8), (3, 6, 2, 3), (2, 2, 7, 2)]:
-        x = torch.randn(B, T, C, generator=g)
-        got = fn(x.clone(), n)
-        if got is None:
-            raise NotAttempted
-        want = _reference_flatten(x, n)
-        if tuple(got.shape) != tuple(want.shape):
-            if got.ndim == 3 and got.shape[1] == 1:
-                raise AssertionError(f"for T = n = {n} drop the time dimension: expected {tuple(want.shape)}.")
-            raise AssertionError(f"for x of shape {(B, T, C)} and n={n} expected shape {tuple(want.shape)}, got {tuple(got.shape)}.")
-        if not torch.equal(got, want):
-            raise AssertionError("right shape, wrong values: group k must hold positions k*n ... k*n+n-1 side by side.")
-    x = torch.randn(2, 5, 8, generator=g).transpose(1, 2)  # (2, 8, 5), not contiguous
-    try:
-        got = fn(x, 2)
-    except RuntimeError as err:
-        raise AssertionError(f"your function fails on a non-contiguous input ({err}); use .reshape instead of .view.") from err
-    if not torch.equal(got, _reference_flatten(x, 2)):
-        raise AssertionError("wrong values for a non-contiguous (transposed) input.")
-
-
-@exercise("wavenet.receptive_field")
-def check_receptive_field(answer: Any) -> None:
-    r"""The input positions (0-7) that position ``RF_POSITION`` of level ``RF_LEVEL`` depends on."""
-    if isinstance(answer, (int, str)) or not hasattr(answer, "__iter__"):
-        raise AssertionError(f"give the positions as a tuple of ints, e.g. (0, 1), not {answer!r}.")
-    got = tuple(sorted(int(i) for i in answer))
-    pos = torch.arange(8).view(1, 8, 1)  # each position carries its own index
-    for _ in range(RF_LEVEL):
-        pos = pos.reshape(1, pos.shape[1] // 2, -1)  # a level fuses neighbouring pairs
-    want = tuple(pos[0, RF_POSITION].tolist())
+@exercise("wavenet.param_crossover")
+def check_param_crossover(answer: Any) -> None:
+    r"""The smallest power-of-two context at which the flat MLP (same ``E``, ``H``) outgrows the hierarchical model."""
+    got = require_number(answer, "the context length")
+    want = param_crossover()
     if got == want:
         return
-    if len(got) != len(want):
-        raise AssertionError(f"each level doubles the span: after {RF_LEVEL} levels a position sees {len(want)} characters.")
-    raise AssertionError("right span, wrong place: positions are numbered from 0 and groups do not overlap.")
-
-
-@exercise("wavenet.batchnorm_3d")
-def check_batchnorm_3d(answer: Any) -> None:
-    r"""``answer(x, gamma, beta, eps)``: training-mode batch norm of ``(N, C, L)`` input (torch's layout), one statistic per channel."""
-    fn = require_callable(answer, "batchnorm_3d")
-    g = torch.Generator().manual_seed(9)
-    x = torch.randn(6, 5, 4, generator=g, dtype=torch.float64) * torch.linspace(1, 3, 4, dtype=torch.float64) + torch.arange(4.0, dtype=torch.float64)  # (N, C, L)
-    gamma = torch.rand(5, generator=g, dtype=torch.float64) + 0.5
-    beta = torch.randn(5, generator=g, dtype=torch.float64)
-    got = fn(x.clone(), gamma.clone(), beta.clone(), 1e-5)
-    if got is None:
-        raise NotAttempted
-    got = torch.as_tensor(got, dtype=torch.float64)
-    want = F.batch_norm(x, None, None, gamma, beta, training=True, eps=1e-5)
-    gamma, beta = gamma[:, None], beta[:, None]  # (C, 1): broadcast over the positions, for the hints
-    if tuple(got.shape) != tuple(want.shape):
-        raise AssertionError(f"the output has the shape of the input {tuple(x.shape)}, got {tuple(got.shape)}.")
-    if torch.allclose(got, want, atol=1e-8):
-        return
-    mean, var = x.mean(0, keepdim=True), x.var(0, keepdim=True, unbiased=False)
-    if torch.allclose(got, gamma * (x - mean) / torch.sqrt(var + 1e-5) + beta, atol=1e-8):
-        raise AssertionError("you reduced over dim 0 only: each position got its own statistics. Reduce over (0, 2).")
-    unbiased = x.var((0, 2), keepdim=True, unbiased=True)
-    if torch.allclose(got, gamma * (x - x.mean((0, 2), keepdim=True)) / torch.sqrt(unbiased + 1e-5) + beta, atol=1e-8):
-        raise AssertionError("normalise with the biased variance (unbiased=False), as torch does in training mode.")
-    raise AssertionError("compute the mean and biased variance over dims (0, 2), normalise, then scale by gamma and add beta.")
+    if got not in CROSSOVER_CONTEXTS:
+        raise AssertionError("give the context length, a power of 2 (both models need one here).")
+    if got < want:
+        raise AssertionError(
+            f"at a context of {got:g} the flat model is still the smaller one: the WaveNet pays 2H^2 per level "
+            "beyond the first, the flat model only E*H per character."
+        )
+    raise AssertionError(
+        f"the flat model overtakes before {got:g}: compare the two counts at every power of 2 below it "
+        "(the flat model grows by E*H per character, the WaveNet by 2H^2 + 2H per doubling)."
+    )
