@@ -1,4 +1,4 @@
-r"""Exercise checkers for chapters 15 and 16 (prefixes ``enc.`` and ``encdec.``).
+r"""Exercise checkers for chapter 16, "The encoder-decoder Transformer" (prefix ``encdec.``).
 
 Each checker recomputes the answer independently (torch's own layers and functions, or plain
 Python) and raises :class:`AssertionError` with a hint when the reader's answer differs. The
@@ -11,77 +11,16 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .answers import require_callable, require_number
-from .core import NotAttempted, exercise
+from .answers import require_callable
+from .core import exercise
 
-__all__ = ["check_layer_params", "check_layer_norm", "check_ffn_share"]
-__all__ += ["check_decoder_params", "check_peak_lr", "check_beam_step"]
+__all__ = ["check_decoder_params", "check_peak_lr", "check_beam_step"]
 
 
 def _count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-@exercise("enc.layer_params")
-def check_layer_params(answer: Any) -> None:
-    r"""``answer(d_model, dim_feedforward)`` = parameters of one encoder layer (biases included)."""
-    require_callable(answer, "encoder_params")
-    for C, F_ in ((8, 32), (512, 2048), (6, 10)):
-        want = _count(nn.TransformerEncoderLayer(C, 2, F_))
-        got = answer(C, F_)
-        if got == want:
-            continue
-        attn_only = 4 * C * C + 4 * C
-        if got == want - 4 * C:
-            raise AssertionError(f"for C={C}, F={F_} you are 4C short: each of the two layer norms has C weights and C biases.")
-        if got == want - attn_only + 4 * C * C:
-            raise AssertionError(f"for C={C}, F={F_} you are 4C short: the four attention projections have biases too.")
-        if got == want - F_ - C:
-            raise AssertionError(f"for C={C}, F={F_} you forgot the FFN biases (F + C).")
-        raise AssertionError(f"encoder_params({C}, {F_}) = {got}, expected {want}. Add attention, FFN and two norms.")
-
-
-@exercise("enc.layer_norm")
-def check_layer_norm(answer: Any) -> None:
-    r"""``answer(x, weight, bias, eps)`` must equal ``F.layer_norm`` over the last dimension."""
-    require_callable(answer, "my_layer_norm")
-    gen = torch.Generator().manual_seed(3)
-    x = 3 * torch.randn(2, 5, 7, generator=gen, dtype=torch.float64) + 1
-    w, b = torch.randn(7, generator=gen, dtype=torch.float64), torch.randn(7, generator=gen, dtype=torch.float64)
-    want = F.layer_norm(x, (7,), w, b, 1e-5)
-    got = answer(x.clone(), w.clone(), b.clone(), 1e-5)
-    if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-        raise AssertionError(f"return a tensor of the input's shape {tuple(want.shape)}.")
-    got = got.detach().to(torch.float64)
-    if torch.allclose(got, want, atol=1e-8):
-        return
-    mu = x.mean(-1, keepdim=True)
-    unbiased = (x - mu) / torch.sqrt(x.var(-1, keepdim=True) + 1e-5) * w + b
-    if torch.allclose(got, unbiased, atol=1e-8):
-        raise AssertionError("use the biased variance (divide by C, not C - 1): x.var(-1, unbiased=False).")
-    over_batch = (x - x.mean(0, keepdim=True)) / torch.sqrt(x.var(0, unbiased=False, keepdim=True) + 1e-5) * w + b
-    if torch.allclose(got, over_batch, atol=1e-8):
-        raise AssertionError("that normalises over the batch (batch norm); layer norm uses the last dimension.")
-    raise AssertionError("not quite: subtract the mean over the last dimension, divide by sqrt(var + eps), then scale and shift.")
-
-
-FFN_SHARE_C, FFN_SHARE_F = 512, 2048  # enc.ffn_share: the base Transformer's sizes
-
-
-@exercise("enc.ffn_share")
-def check_ffn_share(answer: Any) -> None:
-    r"""The fraction of an encoder layer's parameters that sit in its FFN (base model)."""
-    got = require_number(answer, "the answer")
-    layer = nn.TransformerEncoderLayer(FFN_SHARE_C, 8, FFN_SHARE_F)
-    want = (_count(layer.linear1) + _count(layer.linear2)) / _count(layer)
-    if abs(got - want) < 1e-3:
-        return
-    if 1 < got <= 100 and abs(got / 100 - want) < 1e-3:
-        raise AssertionError("give a fraction between 0 and 1, not a percentage.")
-    raise AssertionError("count the FFN (2CF + F + C) and divide by the whole layer (attention, FFN and two norms).")
 
 
 @exercise("encdec.decoder_params")
