@@ -42,6 +42,7 @@ def test_causal_equivariance() -> None:
     assert measured_unchanged(0) == [0, 1, 2, 8, 9]
     assert_grades("pos.causal_equivariance", lambda: measured_unchanged(1), [lambda: [0, 1, 2], lambda: "0, 1, 2"])
     assert grade("pos.causal_equivariance", (9, 8, 2, 1, 0)).correct
+    assert grade("pos.causal_equivariance", torch.tensor([0, 1, 2, 8, 9])).correct
     _wrong("pos.causal_equivariance", list(range(EQUI_T)), "carries position")
     _wrong("pos.causal_equivariance", [], "same set of keys")
     _wrong("pos.causal_equivariance", [0, 1, 2, 7, 8, 9], "keeps its query")

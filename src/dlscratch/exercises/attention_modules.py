@@ -152,7 +152,7 @@ def check_head_sharpness(answer: Any) -> None:
     if any(abs(g - 1 / T) <= 0.005 for g in got):
         raise AssertionError(
             f"1/T = {1 / T:g} would be exactly uniform weights. At initialisation the logits are small but not "
-            "zero, so the largest of each row is a little above it. Measure it."
+            "zero, so the largest of each row is clearly above it. Measure it."
         )
     if abs(got[0] - want[0]) <= 0.01 and abs(got[1] - _sharpness(SHARP_HEADS[1], 0, average=True)) <= 0.01:
         raise AssertionError("for 16 heads you took the head-averaged weights; ask for them per head (average_attn_weights=False).")

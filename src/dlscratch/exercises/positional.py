@@ -57,6 +57,8 @@ def _unchanged_positions(seed: int) -> list[int]:
 @exercise("pos.causal_equivariance")
 def check_causal_equivariance(answer: Any) -> None:
     r"""The positions t at which causal attention still commutes with swapping tokens ``EQUI_SWAP``."""
+    if isinstance(answer, torch.Tensor) and answer.dim() <= 1 and not answer.is_floating_point():
+        answer = answer.tolist()
     if not isinstance(answer, (list, tuple, set)) or not all(isinstance(t, int) and not isinstance(t, bool) for t in answer):
         raise AssertionError(f"give the positions as a list of ints, got {answer!r}.")
     got = sorted(set(answer))
