@@ -1,4 +1,4 @@
-"""Checkers of the chapter 11 exercises: a correct answer passes, a wrong or missing one fails."""
+"""Checkers of the chapter 11 exercises: a correct answer passes, wrong ones fail with a specific hint, ``...`` is open."""
 
 from __future__ import annotations
 
@@ -10,40 +10,16 @@ import torch
 import torch.nn.functional as F
 
 from dlscratch.exercises import check, core, grade
-from dlscratch.exercises.attention import PREDICT_K, PREDICT_Q
+from dlscratch.exercises.attention import PREDICT_K, PREDICT_Q, SELF_BATCH, SELF_D, SELF_T
 from dlscratch.layers import scaled_dot_product_attention
+
+from .grading import assert_grades
 
 
 @pytest.fixture(autouse=True)
 def _only_attention(monkeypatch: pytest.MonkeyPatch) -> None:
     # load only this topic's checkers, so these tests do not depend on other chapters' modules
     monkeypatch.setattr(core, "_TOPICS", ("attention",))
-
-
-# ---- attention.causal_mask
-def mask_solution(T: int) -> torch.Tensor:
-    i = torch.arange(T)
-    return i[None, :] <= i[:, None]
-
-
-def mask_inverted(T: int) -> torch.Tensor:
-    return ~mask_solution(T)
-
-
-def mask_upper(T: int) -> torch.Tensor:
-    return mask_solution(T).T
-
-
-def mask_no_diagonal(T: int) -> torch.Tensor:
-    return torch.ones(T, T).tril(-1).bool()
-
-
-def mask_float(T: int) -> torch.Tensor:
-    return torch.ones(T, T).tril()
-
-
-def mask_todo(T: int) -> torch.Tensor:
-    raise NotImplementedError
 
 
 # ---- attention.predict_weights
@@ -90,8 +66,6 @@ def padding_todo(q, k, v, lengths):
 
 
 CORRECT: list[tuple[str, Any]] = [
-    ("attention.causal_mask", mask_solution),
-    ("attention.causal_mask", lambda T: torch.ones(T, T, dtype=torch.bool).tril()),
     ("attention.predict_weights", PREDICT_SOLUTION),
     ("attention.predict_weights", torch.tensor(PREDICT_SOLUTION)),
     ("attention.padding_mask", padding_solution),
@@ -101,13 +75,6 @@ CORRECT: list[tuple[str, Any]] = [
 ]
 
 WRONG: list[tuple[str, Any]] = [
-    ("attention.causal_mask", mask_inverted),
-    ("attention.causal_mask", mask_upper),
-    ("attention.causal_mask", mask_no_diagonal),
-    ("attention.causal_mask", mask_float),
-    ("attention.causal_mask", mask_todo),
-    ("attention.causal_mask", torch.ones(3, 3).bool()),
-    ("attention.causal_mask", ...),
     ("attention.predict_weights", PREDICT_UNSCALED),
     ("attention.predict_weights", PREDICT_NOT_CAUSAL),
     ("attention.predict_weights", [[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [1.0, 1.0, 1.0]]),
@@ -144,10 +111,6 @@ def test_wrong_or_missing_answer_fails(name: str, answer: Any, capsys: pytest.Ca
 @pytest.mark.parametrize(
     ("name", "answer", "hint"),
     [
-        ("attention.causal_mask", mask_inverted, "blocked"),
-        ("attention.causal_mask", mask_upper, "lower triangle"),
-        ("attention.causal_mask", mask_no_diagonal, "diagonal"),
-        ("attention.causal_mask", mask_float, "bool"),
         ("attention.predict_weights", PREDICT_UNSCALED, "scale"),
         ("attention.predict_weights", PREDICT_NOT_CAUSAL, "causal"),
         ("attention.predict_weights", [[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [1.0, 1.0, 1.0]], "sum to 1"),
@@ -175,6 +138,52 @@ def test_references_are_independent_of_the_checkers() -> None:
     qs = 2 * torch.randn(20000, 64, generator=g, dtype=torch.float64)  # variance 4
     ks = torch.randn(20000, 64, generator=g, dtype=torch.float64)  # variance 1
     assert abs(((qs * ks).sum(-1) / 16).var().item() - 1.0) < 0.05
+
+
+def _wrong(name: str, answer, hint: str) -> None:
+    verdict = grade(name, answer)
+    assert verdict.correct is False and hint in verdict.message, verdict.message
+
+
+# ---- attention.softmax_backward
+def softmax_backward(p, grad_p):
+    return p * (grad_p - (grad_p * p).sum(-1, keepdim=True))
+
+
+def test_softmax_backward() -> None:
+    wrongs = {
+        "only diag(p)": lambda p, g: p * g,
+        "weighted by p": lambda p, g: p * (g - g.mean(-1, keepdim=True)),
+        "last dimension only": lambda p, g: p * (g - (g * p).sum()),
+        "multiply by p": lambda p, g: g - (g * p).sum(-1, keepdim=True),
+        "logits' shape": lambda p, g: p[..., :1],
+        "wrong gradient for logits": lambda p, g: -softmax_backward(p, g),
+        "pass your function": lambda: None,
+    }
+    assert_grades("attention.softmax_backward", lambda: softmax_backward,
+                  [(lambda fn=fn: fn) for hint, fn in wrongs.items() if hint != "pass your function"] + [lambda: 3])
+    for hint, fn in wrongs.items():
+        _wrong("attention.softmax_backward", fn if hint != "pass your function" else 3, hint)
+
+
+# ---- attention.self_weight
+def measured_self_weight(seed: int, scale: float | None = None) -> float:
+    torch.manual_seed(seed)
+    x = torch.randn(SELF_BATCH, SELF_T, SELF_D)
+    _, w = scaled_dot_product_attention(x, x, x, scale=scale)
+    return w.diagonal(dim1=-2, dim2=-1).mean().item()
+
+
+def test_self_weight() -> None:
+    for seed in (0, 7):
+        assert grade("attention.self_weight", measured_self_weight(seed)).correct
+    assert grade("attention.self_weight", torch.tensor(measured_self_weight(1))).correct
+    _wrong("attention.self_weight", 1 / SELF_T, "uniform guess")
+    _wrong("attention.self_weight", measured_self_weight(0, scale=1.0), "without the 1/sqrt(d)")
+    _wrong("attention.self_weight", 0.92, "competing keys")
+    _wrong("attention.self_weight", 0.4, "measure it")
+    _wrong("attention.self_weight", "0.65", "as a number")
+    assert grade("attention.self_weight", ...).correct is None
 
 
 def test_unknown_exercise_is_an_error() -> None:

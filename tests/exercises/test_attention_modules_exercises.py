@@ -1,15 +1,15 @@
-"""Checkers of the chapter 12 exercises: a correct answer passes, a wrong or missing one fails."""
+"""Checkers of the chapter 12 exercises: a correct answer passes, wrong ones fail with a specific hint, ``...`` is open."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import pytest
 import torch
 
 from dlscratch.exercises import core, grade
-from dlscratch.exercises.attention_modules import MEMORY_SHAPE, PARAM_COUNT_EMBED_DIM
-from dlscratch.layers import MultiHeadAttention
+from dlscratch.exercises.attention_modules import RETRIEVER_SIZES, SHARP_C, SHARP_SHAPE
+from dlscratch.layers import MultiHeadAttention, split_heads
+
+from .grading import assert_grades
 
 
 @pytest.fixture(autouse=True)
@@ -18,164 +18,87 @@ def _only_this_topic(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(core, "_TOPICS", ("attention_modules",))
 
 
-C = PARAM_COUNT_EMBED_DIM
-
-
-# ---- mha.load_from_torch
-@torch.no_grad()
-def load_solution(ours: MultiHeadAttention, mha: torch.nn.MultiheadAttention) -> None:
-    lins = (ours.q_proj, ours.k_proj, ours.v_proj)
-    for lin, w, b in zip(lins, mha.in_proj_weight.chunk(3), mha.in_proj_bias.chunk(3)):
-        lin.weight.copy_(w)
-        lin.bias.copy_(b)
-    ours.out_proj.weight.copy_(mha.out_proj.weight)
-    ours.out_proj.bias.copy_(mha.out_proj.bias)
-
-
-def load_with_package(ours, mha) -> None:
-    ours.load_from_torch(mha)
-
-
-@torch.no_grad()
-def load_weights_only(ours, mha) -> None:
-    for lin, w in zip((ours.q_proj, ours.k_proj, ours.v_proj), mha.in_proj_weight.chunk(3)):
-        lin.weight.copy_(w)
-    ours.out_proj.weight.copy_(mha.out_proj.weight)
-
-
-@torch.no_grad()
-def load_wrong_order(ours, mha) -> None:
-    load_solution(ours, mha)
-    w_q, w_k, _ = mha.in_proj_weight.chunk(3)
-    ours.q_proj.weight.copy_(w_k)
-    ours.k_proj.weight.copy_(w_q)
-
-
-@torch.no_grad()
-def load_transposed(ours, mha) -> None:
-    load_solution(ours, mha)
-    ours.q_proj.weight.copy_(mha.in_proj_weight.chunk(3)[0].T)
-
-
-def load_todo(ours, mha) -> None:
-    raise NotImplementedError
-
-
-# ---- mha.allowed_mask
-def mask_solution(key_padding_mask: torch.Tensor, T: int, is_causal: bool) -> torch.Tensor:
-    B, S = key_padding_mask.shape
-    i, j = torch.arange(T)[:, None], torch.arange(S)[None, :]
-    order = (j <= i) | (not is_causal)  # (T, S)
-    return ~key_padding_mask[:, None, None, :] & order  # (B, 1, T, S)
-
-
-def mask_no_negation(pad, T, is_causal):
-    return pad[:, None, None, :] & mask_solution(torch.zeros_like(pad), T, is_causal)  # True at padding
-
-
-def mask_ignores_padding(pad, T, is_causal):
-    return mask_solution(torch.zeros_like(pad), T, is_causal)
-
-
-def mask_ignores_causal(pad, T, is_causal):
-    return mask_solution(pad, T, False)
-
-
-def mask_inverted(pad, T, is_causal):
-    return ~mask_solution(pad, T, is_causal)
-
-
-def mask_no_head_dim(pad, T, is_causal):
-    return mask_solution(pad, T, is_causal)[:, 0]
-
-
-def mask_float(pad, T, is_causal):
-    return mask_solution(pad, T, is_causal).float()
-
-
-CORRECT: list[tuple[str, Any]] = [
-    ("mha.param_count", 4 * C * C + 4 * C),
-    ("mha.param_count", torch.tensor(4 * C * C + 4 * C)),
-    ("mha.param_count", sum(p.numel() for p in MultiHeadAttention(C, 4).parameters())),
-    ("mha.load_from_torch", load_solution),
-    ("mha.load_from_torch", load_with_package),
-    ("mha.allowed_mask", mask_solution),
-    ("mha.weights_memory", 8 * 8 * 1024 * 1024 * 4),
-    ("mha.weights_memory", 2**28),
-]
-
-WRONG: list[tuple[str, Any]] = [
-    ("mha.param_count", 4 * C * C),
-    ("mha.param_count", 3 * C * C + 3 * C),
-    ("mha.param_count", 4 * C * C // 4 + 4 * C),
-    ("mha.param_count", "9408"),
-    ("mha.param_count", ...),
-    ("mha.load_from_torch", load_weights_only),
-    ("mha.load_from_torch", load_wrong_order),
-    ("mha.load_from_torch", load_transposed),
-    ("mha.load_from_torch", load_todo),
-    ("mha.load_from_torch", 3),
-    ("mha.load_from_torch", ...),
-    ("mha.allowed_mask", mask_no_negation),
-    ("mha.allowed_mask", mask_ignores_padding),
-    ("mha.allowed_mask", mask_ignores_causal),
-    ("mha.allowed_mask", mask_inverted),
-    ("mha.allowed_mask", mask_no_head_dim),
-    ("mha.allowed_mask", mask_float),
-    ("mha.allowed_mask", ...),
-    ("mha.weights_memory", 8 * 8 * 1024 * 1024),
-    ("mha.weights_memory", 8 * 1024 * 1024 * 4),
-    ("mha.weights_memory", 8 * 1024 * 512 * 4),
-    ("mha.weights_memory", ...),
-]
-
-
-@pytest.mark.parametrize(("name", "answer"), CORRECT)
-def test_correct_answer_passes(name: str, answer: Any) -> None:
-    verdict = grade(name, answer)
-    assert verdict.correct is True and verdict.message.startswith("✓"), verdict.message
-
-
-@pytest.mark.parametrize(("name", "answer"), WRONG)
-def test_wrong_or_missing_answer_fails(name: str, answer: Any) -> None:
-    verdict = grade(name, answer)
-    assert (verdict.correct, verdict.message[0]) in {(False, "✗"), (None, "○")}
-
-
-@pytest.mark.parametrize(
-    ("name", "answer", "hint"),
-    [
-        ("mha.param_count", 4 * C * C, "bias"),
-        ("mha.param_count", 3 * C * C + 3 * C, "output projection"),
-        ("mha.param_count", 4 * C * C // 4 + 4 * C, "heads"),
-        ("mha.load_from_torch", load_weights_only, "bias was not copied"),
-        ("mha.load_from_torch", load_wrong_order, "[W_q; W_k; W_v]"),
-        ("mha.load_from_torch", load_transposed, "transposed"),
-        ("mha.allowed_mask", mask_no_negation, "negate"),
-        ("mha.allowed_mask", mask_ignores_padding, "padding keys are still allowed"),
-        ("mha.allowed_mask", mask_ignores_causal, "j <= i"),
-        ("mha.allowed_mask", mask_inverted, "inverted"),
-        ("mha.allowed_mask", mask_no_head_dim, "(B, 1, T, S)"),
-        ("mha.allowed_mask", mask_float, "bool"),
-        ("mha.weights_memory", 8 * 8 * 1024 * 1024, "4 bytes"),
-        ("mha.weights_memory", 8 * 1024 * 1024 * 4, "nh"),
-        ("mha.weights_memory", 8 * 1024 * 512 * 4, "independent of C"),
-    ],
-)
-def test_wrong_answer_gets_a_hint(name: str, answer: Any, hint: str) -> None:
+def _wrong(name: str, answer, hint: str) -> None:
     verdict = grade(name, answer)
     assert verdict.correct is False and hint in verdict.message, verdict.message
 
 
-def test_references_are_independent_of_the_checkers() -> None:
-    # the memory answer, measured: the size of the weights our module actually returns (scaled down)
-    B, nh, T, S = (MEMORY_SHAPE[k] for k in ("B", "nh", "T", "S"))
-    small = MultiHeadAttention(16, 8)
-    _, w = small(torch.randn(B, 64, 16), average_attn_weights=False)
-    assert w.shape == (B, nh, 64, 64) and w.element_size() * w.numel() * (T // 64) * (S // 64) == 2**28
-    # the mask solution agrees with what the module does with padding and causality
-    pad = torch.tensor([[False, False, True]])
-    mha = MultiHeadAttention(4, 2, dtype=torch.float64)
-    x = torch.randn(1, 3, 4, dtype=torch.float64)
-    _, w = mha(x, key_padding_mask=pad, is_causal=True, average_attn_weights=False)
-    assert torch.equal(w > 0, mask_solution(pad, 3, True).expand(1, 2, 3, 3))
+# ---- mha.retriever_params: the chapter's Retriever counted by hand
+K, V, C, NH = (RETRIEVER_SIZES[k] for k in ("n_keys", "n_values", "d_model", "n_head"))
+ATTN = 4 * C * C + 4 * C
+RETRIEVER = K * C + V * C + ATTN + C * V + V
+
+
+def test_retriever_params() -> None:
+    assert_grades("mha.retriever_params", lambda: RETRIEVER, [lambda: RETRIEVER + 1, lambda: "10432"])
+    assert grade("mha.retriever_params", torch.tensor(RETRIEVER)).correct
+    _wrong("mha.retriever_params", RETRIEVER + K * C, "same key table")
+    _wrong("mha.retriever_params", RETRIEVER - K * C - V * C, "embedding tables")
+    _wrong("mha.retriever_params", RETRIEVER - 4 * C - V, "has a bias")
+    _wrong("mha.retriever_params", RETRIEVER - ATTN + NH * ATTN, "whatever nh is")
+    _wrong("mha.retriever_params", ATTN, "attention layer alone")
+    _wrong("mha.retriever_params", 12345, "add up key_emb")
+
+
+# ---- mha.head_contributions
+def head_contributions(mha, x):
+    nh, C = mha.num_heads, mha.embed_dim
+    hs = C // nh
+    _, w = mha(x, average_attn_weights=False)  # (B, nh, T, T)
+    heads = w @ split_heads(mha.v_proj(x), nh)  # (B, nh, T, hs)
+    w_o = mha.out_proj.weight.view(C, nh, hs).permute(1, 2, 0)  # (nh, hs, C)
+    return heads @ w_o  # (B, nh, T, C)
+
+
+def with_bias_per_head(mha, x):
+    return head_contributions(mha, x) + mha.out_proj.bias
+
+
+def equal_split(mha, x):
+    y, _ = mha(x)
+    return (y / mha.num_heads)[:, None].expand(-1, mha.num_heads, -1, -1)
+
+
+def rows_of_w_o(mha, x):
+    nh, C = mha.num_heads, mha.embed_dim
+    _, w = mha(x, average_attn_weights=False)
+    return (w @ split_heads(mha.v_proj(x), nh)) @ mha.out_proj.weight.view(nh, C // nh, C)
+
+
+def no_output_map(mha, x):
+    _, w = mha(x, average_attn_weights=False)
+    return w @ split_heads(mha.v_proj(x), mha.num_heads)
+
+
+def test_head_contributions() -> None:
+    wrongs = [with_bias_per_head, equal_split, rows_of_w_o, no_output_map, lambda m, x: 2 * head_contributions(m, x)]
+    assert_grades("mha.head_contributions", lambda: head_contributions, [(lambda f=f: f) for f in wrongs] + [lambda: 3])
+    _wrong("mha.head_contributions", with_bias_per_head, "added once")
+    _wrong("mha.head_contributions", equal_split, "equal split")
+    _wrong("mha.head_contributions", rows_of_w_o, "*columns*")
+    _wrong("mha.head_contributions", no_output_map, "hs columns of W_O")
+    _wrong("mha.head_contributions", lambda m, x: 2 * head_contributions(m, x), "wrong shares")
+    _wrong("mha.head_contributions", lambda m, x: [1.0], "torch.Tensor")
+    _wrong("mha.head_contributions", 3, "pass your function")
+
+
+# ---- mha.head_sharpness: the reader's measurement, any seed
+def measured_sharpness(nh: int, seed: int, average: bool = False) -> float:
+    torch.manual_seed(seed)
+    mha = MultiHeadAttention(SHARP_C, nh)
+    x = torch.randn(*SHARP_SHAPE)
+    with torch.no_grad():
+        _, w = mha(x, average_attn_weights=average)
+    return w.max(-1).values.mean().item()
+
+
+def test_head_sharpness() -> None:
+    for seed in (3, 4):
+        assert grade("mha.head_sharpness", (measured_sharpness(1, seed), measured_sharpness(16, seed))).correct
+    one = measured_sharpness(1, 5)
+    assert_grades("mha.head_sharpness", lambda: [one, measured_sharpness(16, 5)], [lambda: (one, 0.5), lambda: one])
+    _wrong("mha.head_sharpness", (1 / 16, 1 / 16), "exactly uniform")
+    _wrong("mha.head_sharpness", (one, measured_sharpness(16, 5, average=True)), "head-averaged")
+    _wrong("mha.head_sharpness", (one, 0.5), "sqrt(hs)")
+    _wrong("mha.head_sharpness", (0.3, 0.3), "measure it")
+    _wrong("mha.head_sharpness", (one, "0.13"), "as a number")

@@ -1,15 +1,18 @@
-"""Checkers of the chapter 13 exercises: a correct answer passes, a wrong or missing one fails."""
+"""Checkers of the chapter 13 exercises: a correct answer passes, wrong ones fail with a specific hint, ``...`` is open."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pytest
 import torch
+from torch import nn
 
 from dlscratch.exercises import core, grade
-from dlscratch.layers import sinusoidal_encoding
+from dlscratch.exercises.positional import EQUI_SWAP, EQUI_T, SHARE_D_MODEL
+from dlscratch.layers import MultiHeadAttention, sinusoidal_encoding
+
+from .grading import assert_grades
 
 
 @pytest.fixture(autouse=True)
@@ -17,38 +20,57 @@ def _only_this_topic(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(core, "_TOPICS", ("positional",))
 
 
-# ---- pos.sinusoidal
-def sin_solution(T: int, C: int) -> torch.Tensor:
-    p = torch.arange(T, dtype=torch.float64)[:, None]
-    w = 10000.0 ** (-torch.arange(0, C, 2, dtype=torch.float64) / C)
-    pe = torch.zeros(T, C)
-    pe[:, 0::2] = torch.sin(p * w)
-    pe[:, 1::2] = torch.cos(p * w)
-    return pe
+def _wrong(name: str, answer, hint: str) -> None:
+    verdict = grade(name, answer)
+    assert verdict.correct is False and hint in verdict.message, verdict.message
 
 
-def sin_swapped(T, C):
-    pe = sin_solution(T, C)
-    return pe.view(T, C // 2, 2).flip(-1).reshape(T, C)
+# ---- pos.causal_equivariance: the reader's measurement
+def measured_unchanged(seed: int) -> list[int]:
+    torch.manual_seed(seed)
+    mha = MultiHeadAttention(16, 4, dtype=torch.float64)
+    x = torch.randn(2, EQUI_T, 16, dtype=torch.float64)
+    perm = torch.arange(EQUI_T)
+    a, b = EQUI_SWAP
+    perm[a], perm[b] = b, a
+    with torch.no_grad():
+        diff = (mha(x[:, perm], is_causal=True)[0] - mha(x, is_causal=True)[0][:, perm]).abs().amax((0, 2))
+    return [t for t in range(EQUI_T) if diff[t] < 1e-10]
 
 
-def sin_halves(T, C):
-    pe = sin_solution(T, C)
-    return torch.cat([pe[:, 0::2], pe[:, 1::2]], dim=1)
+def test_causal_equivariance() -> None:
+    assert measured_unchanged(0) == [0, 1, 2, 8, 9]
+    assert_grades("pos.causal_equivariance", lambda: measured_unchanged(1), [lambda: [0, 1, 2], lambda: "0, 1, 2"])
+    assert grade("pos.causal_equivariance", (9, 8, 2, 1, 0)).correct
+    assert grade("pos.causal_equivariance", torch.tensor([0, 1, 2, 8, 9])).correct
+    _wrong("pos.causal_equivariance", list(range(EQUI_T)), "carries position")
+    _wrong("pos.causal_equivariance", [], "same set of keys")
+    _wrong("pos.causal_equivariance", [0, 1, 2, 7, 8, 9], "keeps its query")
+    _wrong("pos.causal_equivariance", [0, 1, 2], "positions after 7")
+    _wrong("pos.causal_equivariance", [8, 9], "before 3")
+    _wrong("pos.causal_equivariance", [0, 1, 5], "Check each t")
+    _wrong("pos.causal_equivariance", [0.0, 1.0], "list of ints")
 
 
-def sin_wrong_exponent(T, C):
-    p = torch.arange(T, dtype=torch.float64)[:, None]
-    w = 10000.0 ** (-torch.arange(C // 2, dtype=torch.float64) / C)  # forgot the 2
-    return torch.stack([torch.sin(p * w), torch.cos(p * w)], -1).view(T, C)
+# ---- pos.position_share: measured with an embedding initialised as the chapter does
+def measured_share(seed: int) -> float:
+    torch.manual_seed(seed)
+    C = SHARE_D_MODEL
+    emb = nn.Embedding(1000, C)
+    nn.init.normal_(emb.weight, std=C**-0.5)
+    with torch.no_grad():
+        tok = math.sqrt(C) * emb.weight[:512]
+    pe = sinusoidal_encoding(512, C)
+    return (pe.pow(2).sum(-1).mean() / (tok + pe).pow(2).sum(-1).mean()).item()
 
 
-def sin_transposed(T, C):
-    return sin_solution(T, C).T
-
-
-def sin_todo(T, C):
-    raise NotImplementedError
+def test_position_share() -> None:
+    assert_grades("pos.position_share", lambda: 1 / 3, [lambda: 0.5, lambda: "1/3"])
+    assert grade("pos.position_share", measured_share(0)).correct
+    _wrong("pos.position_share", 0.5, "a ratio of the two")
+    _wrong("pos.position_share", math.sqrt(0.5), "ratio of the norms")
+    _wrong("pos.position_share", 256 / 257, "without the sqrt(C)")
+    _wrong("pos.position_share", 0.2, "cross term has mean 0")
 
 
 # ---- pos.decode_position
@@ -67,76 +89,11 @@ def decode_off_by_one(pe: torch.Tensor) -> int:
     return decode_solution(pe) + 1
 
 
-CORRECT: list[tuple[str, Any]] = [
-    ("pos.sinusoidal", sin_solution),
-    ("pos.sinusoidal", lambda T, C: sinusoidal_encoding(T, C)),
-    ("pos.longest_wavelength", 2 * math.pi * 10000 ** (510 / 512)),
-    ("pos.longest_wavelength", torch.tensor(2 * math.pi * 10000 ** (510 / 512))),
-    ("pos.dot_product", math.cos(2) + math.cos(0.02)),
-    ("pos.decode_position", decode_solution),
-    ("pos.decode_position", lambda pe: torch.tensor(decode_solution(pe))),
-]
-
-WRONG: list[tuple[str, Any]] = [
-    ("pos.sinusoidal", sin_swapped),
-    ("pos.sinusoidal", sin_halves),
-    ("pos.sinusoidal", sin_wrong_exponent),
-    ("pos.sinusoidal", sin_transposed),
-    ("pos.sinusoidal", sin_todo),
-    ("pos.sinusoidal", ...),
-    ("pos.longest_wavelength", 2 * math.pi * 10000),
-    ("pos.longest_wavelength", 10000 ** (510 / 512)),
-    ("pos.longest_wavelength", 2 * math.pi),
-    ("pos.longest_wavelength", "62000"),
-    ("pos.longest_wavelength", ...),
-    ("pos.dot_product", 2.0),
-    ("pos.dot_product", math.cos(2) + math.cos(2 / 10) + math.cos(2 / 100) + math.cos(2 / 1000)),
-    ("pos.dot_product", math.sin(3) * math.sin(5)),
-    ("pos.dot_product", ...),
-    ("pos.decode_position", decode_fastest_pair_only),
-    ("pos.decode_position", decode_off_by_one),
-    ("pos.decode_position", lambda pe: 1.5),
-    ("pos.decode_position", ...),
-]
-
-
-@pytest.mark.parametrize(("name", "answer"), CORRECT)
-def test_correct_answer_passes(name: str, answer: Any) -> None:
-    verdict = grade(name, answer)
-    assert verdict.correct is True and verdict.message.startswith("✓"), verdict.message
-
-
-@pytest.mark.parametrize(("name", "answer"), WRONG)
-def test_wrong_or_missing_answer_fails(name: str, answer: Any) -> None:
-    verdict = grade(name, answer)
-    assert (verdict.correct, verdict.message[0]) in {(False, "✗"), (None, "○")}
-
-
-@pytest.mark.parametrize(
-    ("name", "answer", "hint"),
-    [
-        ("pos.sinusoidal", sin_swapped, "swapped"),
-        ("pos.sinusoidal", sin_halves, "interleaves"),
-        ("pos.sinusoidal", sin_transposed, "shape (T, C)"),
-        ("pos.longest_wavelength", 2 * math.pi * 10000, "C/2 - 1"),
-        ("pos.longest_wavelength", 10000 ** (510 / 512), "2 pi"),
-        ("pos.longest_wavelength", 2 * math.pi, "shortest"),
-        ("pos.dot_product", 2.0, "squared norm"),
-        ("pos.dot_product", math.cos(2) + math.cos(2 / 10) + math.cos(2 / 100) + math.cos(2 / 1000), "C/2 = 2"),
-        ("pos.decode_position", decode_off_by_one, "decoded as"),
-        ("pos.decode_position", lambda pe: 1.5, "int"),
-    ],
-)
-def test_wrong_answer_gets_a_hint(name: str, answer: Any, hint: str) -> None:
-    verdict = grade(name, answer)
-    assert verdict.correct is False and hint in verdict.message, verdict.message
-
-
-def test_references_are_independent_of_the_checkers() -> None:
-    # longest wavelength: the period of the slowest channel pair, found numerically from the table
-    C = 512
-    omega_min = 10000.0 ** (-(C - 2) / C)
-    assert math.isclose(2 * math.pi / omega_min, 2 * math.pi * 10000 ** (510 / 512))
-    # dot product from the package's table
-    pe = sinusoidal_encoding(6, 4, dtype=torch.float64)
-    assert math.isclose((pe[3] @ pe[5]).item(), math.cos(2) + math.cos(0.02), rel_tol=1e-12)
+def test_decode_position() -> None:
+    assert_grades("pos.decode_position", lambda: decode_solution,
+                  [lambda: decode_fastest_pair_only, lambda: decode_off_by_one, lambda: (lambda pe: 1.5), lambda: 3])
+    assert grade("pos.decode_position", lambda pe: torch.tensor(decode_solution(pe))).correct
+    _wrong("pos.decode_position", decode_off_by_one, "decoded as")
+    _wrong("pos.decode_position", decode_fastest_pair_only, "decoded as")
+    _wrong("pos.decode_position", lambda pe: 1.5, "as an int")
+    _wrong("pos.decode_position", lambda pe: TABLE @ pe, "one position")

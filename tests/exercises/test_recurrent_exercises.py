@@ -1,10 +1,13 @@
-"""Checkers of the chapter 10 exercises: a correct answer passes, a wrong or missing one fails."""
+"""Checkers of the chapter 10 exercises: a correct answer passes, wrong ones fail with a specific hint, ``...`` is open."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 from dlscratch.exercises import core, grade
 from dlscratch.exercises.recurrent import (
@@ -15,13 +18,25 @@ from dlscratch.exercises.recurrent import (
     GRU_STEP_X,
     LSTM_PARAMS_HIDDEN,
     LSTM_PARAMS_INPUT,
+    ORTH_BATCH,
+    ORTH_HIDDEN,
+    ORTH_INPUT,
+    ORTH_STEPS,
 )
+from dlscratch.layers import RNNCell
+
+from .grading import assert_grades
 
 
 @pytest.fixture(autouse=True)
 def _only_recurrent(monkeypatch: pytest.MonkeyPatch) -> None:
     # load only this topic's checkers, so these tests do not depend on other chapters' modules
     monkeypatch.setattr(core, "_TOPICS", ("recurrent",))
+
+
+def _wrong(name: str, answer, hint: str) -> None:
+    verdict = grade(name, answer)
+    assert verdict.correct is False and hint in verdict.message, verdict.message
 
 
 def sig(a: float) -> float:
@@ -103,3 +118,65 @@ def test_hints_name_the_mistake() -> None:
     assert "old* state" in grade("rnn.gru_step", gru_by_hand(swap_z=True)).message
     assert "after the matmul" in grade("rnn.gru_step", gru_by_hand(reset_after=False)).message
     assert "invert the sigmoid" in grade("rnn.forget_bias", P).message
+
+
+# ---- rnn.orthogonal: the reader's measurement, with the chapter's recipe and any seed
+def measured_factor(seed: int, orthogonal: bool = True) -> float:
+    I, H, B, T = ORTH_INPUT, ORTH_HIDDEN, ORTH_BATCH, ORTH_STEPS
+    torch.manual_seed(seed)
+    cell = RNNCell(I, H)
+    if orthogonal:
+        with torch.no_grad():
+            nn.init.orthogonal_(cell.weight_hh)
+    x = torch.randn(B, T, I)
+    u = F.normalize(torch.randn(B, H), dim=-1)
+    h = torch.zeros(B, H, requires_grad=True)
+    states = []
+    for t in range(T):
+        if t:
+            h.retain_grad()
+        states.append(h)
+        h = cell(x[:, t], h)
+    (h * u).sum().backward()
+    g = [s.grad.norm(dim=-1).mean().item() for s in states]
+    return (g[T - 40] / g[T - 5]) ** (1 / 35)
+
+
+def test_orthogonal() -> None:
+    for seed in (0, 5):  # any reader's own draw passes
+        assert grade("rnn.orthogonal", measured_factor(seed)).correct
+    _wrong("rnn.orthogonal", measured_factor(0, orthogonal=False), "default initialisation")
+    _wrong("rnn.orthogonal", 1.0, "diag(1 - h**2)")
+    _wrong("rnn.orthogonal", 1 / measured_factor(0), "wrong way round")
+    _wrong("rnn.orthogonal", 0.7, "measure it")
+    _wrong("rnn.orthogonal", "0.8", "as a number")
+    assert grade("rnn.orthogonal", ...).correct is None
+
+
+# ---- rnn.bidirectional
+def bidirectional(x, fwd, bwd):
+    out_f, _ = fwd(x)  # (B, T, H)
+    out_b, _ = bwd(x.flip(1))  # (B, T, H), step s is position T - 1 - s
+    return torch.cat([out_f, out_b.flip(1)], dim=-1)  # (B, T, 2H)
+
+
+def test_bidirectional() -> None:
+    assert_grades("rnn.bidirectional", lambda: bidirectional, [
+        lambda: lambda x, f, b: torch.cat([f(x)[0], b(x.flip(1))[0]], -1),
+        lambda: lambda x, f, b: torch.cat([f(x)[0], b(x)[0]], -1),
+        lambda: lambda x, f, b: torch.cat([b(x.flip(1))[0].flip(1), f(x)[0]], -1),
+        lambda: lambda x, f, b: f(x)[0],
+        lambda: lambda x, f, b: (bidirectional(x, f, b), None),
+        lambda: "not a function",
+    ])
+    _wrong("rnn.bidirectional", lambda x, f, b: torch.cat([f(x)[0], b(x.flip(1))[0]], -1), "flip its outputs back")
+    _wrong("rnn.bidirectional", lambda x, f, b: torch.cat([f(x)[0], b(x)[0]], -1), "from its end")
+    _wrong("rnn.bidirectional", lambda x, f, b: torch.cat([b(x.flip(1))[0].flip(1), f(x)[0]], -1), "forward direction first")
+    _wrong("rnn.bidirectional", lambda x, f, b: f(x)[0], "(B, T, 2H)")
+    _wrong("rnn.bidirectional", lambda x, f, b: (bidirectional(x, f, b), None), "not a tuple")
+    _wrong("rnn.bidirectional", lambda x, f, b: bidirectional(x, f, b) * 1.01, "wrong output for")
+
+
+def test_beam_hints() -> None:
+    assert "most likely token at every step" in grade("rnn.beam", ("b", "b")).message
+    assert "2 most likely prefixes" in grade("rnn.beam", ("a", "a")).message

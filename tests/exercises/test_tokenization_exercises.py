@@ -1,14 +1,17 @@
-"""Checkers of the chapter 14 exercises: a correct answer passes, a wrong or missing one fails."""
+"""Checkers of the chapter 14 exercises: a correct answer passes, wrong ones fail with a specific hint, ``...`` is open."""
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import Any
+import codecs
 
 import pytest
 
+from dlscratch.data import load_shakespeare
 from dlscratch.exercises import core, grade
-from dlscratch.exercises.tokenization import APPLY_MERGES, APPLY_TEXT, BYTES_TEXT
+from dlscratch.exercises.tokenization import APPLY_MERGES, APPLY_TEXT, BYTES_TEXT, SHOUT_VOCAB
+from dlscratch.tokenizers import ByteBPETokenizer
+
+from .grading import assert_grades
 
 
 @pytest.fixture(autouse=True)
@@ -17,95 +20,14 @@ def _only_tokenization(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(core, "_TOPICS", ("tokenization",))
 
 
-# ---- tok.pair_counts
-def pairs_solution(ids: list[int]) -> dict[tuple[int, int], int]:
-    counts: dict[tuple[int, int], int] = {}
-    for i in range(len(ids) - 1):
-        counts[ids[i], ids[i + 1]] = counts.get((ids[i], ids[i + 1]), 0) + 1
-    return counts
-
-
-def pairs_no_overlap(ids: list[int]) -> dict[tuple[int, int], int]:
-    return dict(Counter(zip(ids[::2], ids[1::2])))
-
-
-def pairs_set(ids: list[int]) -> dict[tuple[int, int], int]:
-    return {p: 1 for p in zip(ids, ids[1:])}
-
-
-def pairs_todo(ids: list[int]) -> dict[tuple[int, int], int]:
-    raise NotImplementedError
-
-
-# ---- tok.merge
-def merge_solution(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    out, i = [], 0
-    while i < len(ids):
-        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
-
-
-def merge_overlapping(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    out = []
-    for i in range(len(ids)):
-        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
-            out.append(new_id)
-        elif not (i > 0 and (ids[i - 1], ids[i]) == pair):
-            out.append(ids[i])
-    return out
-
-
-def merge_first_only(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    for i in range(len(ids) - 1):
-        if (ids[i], ids[i + 1]) == pair:
-            return ids[:i] + [new_id] + ids[i + 2 :]
-    return list(ids)
-
-
-def merge_todo(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    raise NotImplementedError
-
-
-@pytest.mark.parametrize(
-    ("name", "answer", "expected"),
-    [
-        ("tok.apply_merges", [" ", "t", "her", "e"], True),
-        ("tok.apply_merges", (" ", "t", "her", "e"), True),
-        ("tok.apply_merges", [" ", "the", "re"], False),  # 'th' before 'he': wrong order
-        ("tok.apply_merges", [" the", "r", "e"], False),
-        ("tok.apply_merges", [" ", "t", "her"], False),  # loses the final 'e'
-        ("tok.apply_merges", " there", False),
-        ("tok.apply_merges", ..., None),
-        ("tok.byte_tokens", len(BYTES_TEXT.encode("utf-8")), True),
-        ("tok.byte_tokens", len(BYTES_TEXT), False),
-        ("tok.byte_tokens", 3.0, False),
-        ("tok.byte_tokens", ..., None),
-        ("tok.pair_counts", pairs_solution, True),
-        ("tok.pair_counts", lambda ids: Counter(zip(ids, ids[1:])), True),
-        ("tok.pair_counts", pairs_no_overlap, False),
-        ("tok.pair_counts", pairs_set, False),
-        ("tok.pair_counts", {(1, 2): 1}, False),
-        ("tok.pair_counts", pairs_todo, None),
-        ("tok.merge", merge_solution, True),
-        ("tok.merge", merge_overlapping, False),
-        ("tok.merge", merge_first_only, False),
-        ("tok.merge", merge_todo, None),
-        ("tok.merge", ..., None),
-    ],
-)
-def test_checkers(name: str, answer: Any, expected: bool | None) -> None:
+def _wrong(name: str, answer, hint: str) -> None:
     verdict = grade(name, answer)
-    assert verdict.correct is expected, verdict.message
+    assert verdict.correct is False and hint in verdict.message, verdict.message
 
 
-def test_apply_merges_reference_is_independent() -> None:
-    # an independent route: apply each merge with str.replace on a separator-joined token string
-    tokens = list(APPLY_TEXT)
+# ---- tok.apply_merges
+def test_apply_merges() -> None:
+    tokens = list(APPLY_TEXT)  # each merge once, in the learned order
     for a, b in APPLY_MERGES:
         out, i = [], 0
         while i < len(tokens):
@@ -117,12 +39,92 @@ def test_apply_merges_reference_is_independent() -> None:
                 i += 1
         tokens = out
     assert tokens == [" ", "t", "her", "e"]
-    assert grade("tok.apply_merges", tokens).correct is True
+    assert_grades("tok.apply_merges", lambda: tokens, [lambda: [" ", "the", "re"], lambda: " there"])
+    assert grade("tok.apply_merges", tuple(tokens)).correct
+    _wrong("tok.apply_merges", [" the", "r", "e"], "order")
+    _wrong("tok.apply_merges", [" ", "the", "re"], "result of one of the merges")
+    _wrong("tok.apply_merges", [" ", "t", "her"], "concatenate back")
+    _wrong("tok.apply_merges", " there", "list of strings")
 
 
-def test_hints() -> None:
-    # applying ('t', 'h') before ('h', 'e') ends in ' the' + 'r' + 'e'
-    assert "order" in grade("tok.apply_merges", [" the", "r", "e"]).message
-    assert "result of one of the merges" in grade("tok.apply_merges", [" ", "the", "re"]).message
-    assert "characters" in grade("tok.byte_tokens", len(BYTES_TEXT)).message
-    assert "[9, 7]" in grade("tok.merge", merge_overlapping).message
+# ---- tok.byte_tokens
+def test_byte_tokens() -> None:
+    n = len(BYTES_TEXT.encode("utf-8"))
+    assert_grades("tok.byte_tokens", lambda: n, [lambda: len(BYTES_TEXT), lambda: n + 1, lambda: "25"])
+    _wrong("tok.byte_tokens", len(BYTES_TEXT), "number of characters")
+    _wrong("tok.byte_tokens", n + 1, "4 for emoji")
+
+
+# ---- tok.stream_decode
+def stream_decode(tok, ids):
+    pending, pieces = b"", []
+    for i in ids:
+        pending += tok.token_bytes(i)
+        cut = len(pending)  # drop the bytes of an incomplete last character, at most 3
+        while cut > 0:
+            try:
+                text = pending[:cut].decode("utf-8")
+                break
+            except UnicodeDecodeError:
+                cut -= 1
+        else:
+            text = ""
+        pieces.append(text)
+        pending = pending[cut:]
+    return pieces
+
+
+def stream_incremental(tok, ids):
+    dec = codecs.getincrementaldecoder("utf-8")()
+    return [dec.decode(tok.token_bytes(i)) for i in ids]
+
+
+def each_token_alone(tok, ids):
+    return [tok.decode([i]) for i in ids]
+
+
+def whole_buffer_or_wait(tok, ids):  # waits while the buffer ends inside a character, then emits it all
+    pending, pieces = b"", []
+    for i in ids:
+        pending += tok.token_bytes(i)
+        try:
+            pieces.append(pending.decode("utf-8"))
+            pending = b""
+        except UnicodeDecodeError:
+            pieces.append("")
+    return pieces
+
+
+def all_at_the_end(tok, ids):
+    return [""] * (len(ids) - 1) + [tok.decode(ids)] if ids else []
+
+
+def drops_incomplete(tok, ids):
+    return [tok.token_bytes(i).decode("utf-8", errors="ignore") for i in ids]
+
+
+def test_stream_decode() -> None:
+    wrongs = [each_token_alone, whole_buffer_or_wait, all_at_the_end, drops_incomplete, lambda t, ids: [t.decode(ids)]]
+    assert_grades("tok.stream_decode", lambda: stream_decode, [(lambda f=f: f) for f in wrongs] + [lambda: 3])
+    assert grade("tok.stream_decode", stream_incremental).correct
+    _wrong("tok.stream_decode", each_token_alone, "Keep the incomplete bytes")
+    _wrong("tok.stream_decode", whole_buffer_or_wait, "emitted late")
+    _wrong("tok.stream_decode", all_at_the_end, "emitted late")
+    _wrong("tok.stream_decode", drops_incomplete, "lost or repeated")
+    _wrong("tok.stream_decode", lambda t, ids: [t.decode(ids)], "one piece per id")
+    _wrong("tok.stream_decode", lambda t, ids: t.decode(ids), "list of strings")
+
+
+# ---- tok.shouting: the reader's measurement with the chapter's tokenizer
+def test_shouting() -> None:
+    text = load_shakespeare()
+    n = int(0.9 * len(text))
+    tok = ByteBPETokenizer.train(text[:n], SHOUT_VOCAB)
+    s = text[n:].upper()
+    beta = len(s.encode()) / len(tok.encode(s))
+    assert_grades("tok.shouting", lambda: beta, [lambda: 1.0, lambda: "1.1"])
+    normal = len(text[n:].encode()) / len(tok.encode(text[n:]))
+    _wrong("tok.shouting", normal, "as written")
+    _wrong("tok.shouting", 1 / beta, "not tokens / bytes")
+    _wrong("tok.shouting", 1.0, "speaker names")
+    _wrong("tok.shouting", 1.5, "measure it")

@@ -1,7 +1,8 @@
 r"""Exercise checkers for chapter 11, "Attention from scratch" (topic prefix ``attention.``).
 
-Every checker recomputes the answer independently (plain loops, Python's ``math`` and torch's
-own softmax, never the chapter's functions) and raises :class:`AssertionError` with a hint when
+Every checker recomputes the answer (plain loops, Python's ``math``, torch's own softmax, or
+autograd through the package's tested :func:`~dlscratch.layers.activations.softmax` and
+:func:`~dlscratch.layers.attention.functional.scaled_dot_product_attention`) and raises :class:`AssertionError` with a hint when
 the reader's answer differs. The reference solutions live in the tests, not here and not on the
 page.
 """
@@ -13,7 +14,9 @@ from typing import Any
 
 import torch
 
-from .answers import require_callable
+from ..layers.activations import softmax
+from ..layers.attention.functional import scaled_dot_product_attention
+from .answers import require_callable, require_number
 from .core import exercise
 
 __all__ = [
@@ -22,7 +25,11 @@ __all__ = [
     "LOGIT_SCALE_D",
     "LOGIT_SCALE_VAR_Q",
     "LOGIT_SCALE_VAR_K",
-    "check_causal_mask",
+    "SELF_BATCH",
+    "SELF_T",
+    "SELF_D",
+    "check_softmax_backward",
+    "check_self_weight",
     "check_predict_weights",
     "check_padding_mask",
     "check_logit_scale",
@@ -37,30 +44,8 @@ LOGIT_SCALE_D = 64
 LOGIT_SCALE_VAR_Q = 4.0
 LOGIT_SCALE_VAR_K = 1.0
 
-
-@exercise("attention.causal_mask")
-def check_causal_mask(answer: Any) -> None:
-    r"""``answer(T)`` must return the ``(T, T)`` bool mask, ``True`` where query i may see key j."""
-    require_callable(answer, "my_causal_mask")
-    for T in (4, 1, 2, 7):  # a telling size first: for T = 1 several wrong masks coincide
-        got = answer(T)
-        if not isinstance(got, torch.Tensor):
-            raise AssertionError(f"my_causal_mask({T}) should return a torch.Tensor, got {type(got).__name__}.")
-        if tuple(got.shape) != (T, T):
-            raise AssertionError(f"my_causal_mask({T}) should have shape ({T}, {T}), got {tuple(got.shape)}.")
-        if got.dtype != torch.bool:
-            raise AssertionError(f"the mask must be a bool tensor, got dtype {got.dtype}; compare with <=, or .bool().")
-        want = torch.tensor([[j <= i for j in range(T)] for i in range(T)], dtype=torch.bool)
-        got = got.cpu()
-        if torch.equal(got, want):
-            continue
-        if torch.equal(got, ~want):
-            raise AssertionError("your mask is True where attention is *blocked*; here True means 'may attend'.")
-        if torch.equal(got, want.T):
-            raise AssertionError("rows are queries and columns keys: query i may see keys j <= i (lower triangle).")
-        if torch.equal(got, want & ~torch.eye(T, dtype=torch.bool)):
-            raise AssertionError("a token may attend to itself: keep the diagonal.")
-        raise AssertionError(f"my_causal_mask({T}) is wrong: entry (i, j) should be True exactly when j <= i.")
+# attention.self_weight: x = torch.randn(SELF_BATCH, SELF_T, SELF_D), self-attention with q = k = v = x
+SELF_BATCH, SELF_T, SELF_D = 1000, 16, 16
 
 
 def _as_matrix(answer: Any, shape: tuple[int, int]) -> torch.Tensor:
@@ -140,10 +125,7 @@ def check_padding_mask(answer: Any) -> None:
 @exercise("attention.logit_scale")
 def check_logit_scale(answer: Any) -> None:
     r"""The logit scale that gives unit-variance logits for the given head size and variances."""
-    if isinstance(answer, torch.Tensor):
-        answer = answer.item()
-    if not isinstance(answer, (int, float)) or isinstance(answer, bool):
-        raise AssertionError(f"give the scale as a number, got {answer!r}.")
+    answer = require_number(answer, "the scale")
     var_logit = LOGIT_SCALE_D * LOGIT_SCALE_VAR_Q * LOGIT_SCALE_VAR_K  # Var(sum_i q_i k_i) for independent entries
     want = 1 / math.sqrt(var_logit)
     if math.isclose(answer, want, rel_tol=1e-3):
@@ -153,3 +135,73 @@ def check_logit_scale(answer: Any) -> None:
     if math.isclose(answer, 1 / var_logit, rel_tol=1e-3):
         raise AssertionError("multiplying a logit by s multiplies its variance by s**2, not by s.")
     raise AssertionError("first compute Var(q . k) for independent zero-mean entries, then pick s with s**2 Var = 1.")
+
+
+@exercise("attention.softmax_backward")
+def check_softmax_backward(answer: Any) -> None:
+    r"""``answer(p, grad_p)`` returns :math:`\partial L / \partial z` for :math:`p = \mathrm{softmax}(z)` over the last dim.
+
+    Compared with autograd through the package's :func:`~dlscratch.layers.activations.softmax` on
+    seeded random logits and upstream gradients, float64.
+    """
+    require_callable(answer, "softmax_backward")
+    gen = torch.Generator().manual_seed(12)
+    for shape in ((4, 7), (2, 3, 5), (1, 1), (3, 2)):
+        z = (torch.randn(shape, generator=gen, dtype=torch.float64) * 2).requires_grad_()
+        g = torch.randn(shape, generator=gen, dtype=torch.float64)
+        p = softmax(z)
+        (p * g).sum().backward()
+        want = z.grad
+        p = p.detach()
+        got = answer(p.clone(), g.clone())
+        if not isinstance(got, torch.Tensor):
+            raise AssertionError(f"return a torch.Tensor, got {type(got).__name__}.")
+        if tuple(got.shape) != tuple(shape):
+            raise AssertionError(f"the gradient has the logits' shape {tuple(shape)}, got {tuple(got.shape)}.")
+        got = got.detach().to(torch.float64)
+        if torch.allclose(got, want, atol=1e-10, rtol=1e-8):
+            continue
+        if torch.allclose(got, p * g, atol=1e-10, rtol=1e-8):
+            raise AssertionError("you kept only diag(p) of the Jacobian; the - p p^T term subtracts p * sum_j(p_j g_j).")
+        if torch.allclose(got, p * (g - g.mean(-1, keepdim=True)), atol=1e-10, rtol=1e-8):
+            raise AssertionError("the subtracted average is weighted by p: sum_j p_j g_j, not the plain mean of g.")
+        if torch.allclose(got, p * (g - (g * p).sum()), atol=1e-10, rtol=1e-8):
+            raise AssertionError("sum p_j g_j over the last dimension only, one sum per row (keepdim=True).")
+        if torch.allclose(got, g - (g * p).sum(-1, keepdim=True), atol=1e-10, rtol=1e-8):
+            raise AssertionError("the Jacobian diag(p) - p p^T has a factor p_i in every row: multiply by p.")
+        raise AssertionError(
+            f"wrong gradient for logits of shape {tuple(shape)}: use J = diag(p) - p p^T of eq. (jacobian), "
+            "which is symmetric, and write J @ grad_p without building J."
+        )
+
+
+def _self_weight(seed: int, scale: float | None = None) -> float:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(SELF_BATCH, SELF_T, SELF_D, generator=gen)
+    _, w = scaled_dot_product_attention(x, x, x, scale=scale)  # (B, T, T)
+    return w.diagonal(dim1=-2, dim2=-1).mean().item()
+
+
+@exercise("attention.self_weight")
+def check_self_weight(answer: Any) -> None:
+    r"""Mean weight a token gives itself in scaled self-attention with :math:`Q = K = V = X`, :math:`X \sim \mathcal{N}(0, 1)`."""
+    got = require_number(answer, "the mean weight on the diagonal")
+    want = sum(_self_weight(s) for s in range(3)) / 3
+    if abs(got - want) <= 0.02:
+        return
+    if abs(got - 1 / SELF_T) <= 0.02:
+        raise AssertionError(
+            f"1/T = {1 / SELF_T:g} is the uniform guess. But q_i . k_i = |x_i|**2, about d, is much larger "
+            "than q_i . k_j for j != i, which is about N(0, d). Measure it."
+        )
+    if abs(got - _self_weight(0, scale=1.0)) <= 0.02:
+        raise AssertionError(f"that is without the 1/sqrt(d) scale; scaled_dot_product_attention divides by sqrt({SELF_D}).")
+    if got >= 0.9:
+        raise AssertionError(
+            f"the scaled self logit is about d / sqrt(d) = {math.sqrt(SELF_D):g}, but there are {SELF_T - 1} "
+            "competing keys with logits of spread 1. Measure it."
+        )
+    raise AssertionError(
+        f"measure it: x = torch.randn({SELF_BATCH}, {SELF_T}, {SELF_D}), _, w = scaled_dot_product_attention(x, x, x), "
+        "then the mean of w's diagonal, w.diagonal(dim1=-2, dim2=-1).mean()."
+    )

@@ -1,8 +1,10 @@
 r"""Exercise checkers for chapter 12, "Attention as modules" (topic prefix ``mha.``).
 
-Every checker recomputes the answer independently (``nn.MultiheadAttention``, plain loops,
-arithmetic) and raises :class:`AssertionError` with a hint when the reader's answer differs. The
-reference solutions live in the tests, not here and not on the page.
+Every checker recomputes the answer with the package's tested
+:class:`~dlscratch.layers.attention.modules.MultiHeadAttention` (its parameters, its per-head
+weights, its output) or torch's own modules, and raises :class:`AssertionError` with a hint when
+the reader's answer differs. The reference solutions live in the tests, not here and not on the
+page.
 """
 
 from __future__ import annotations
@@ -12,147 +14,154 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..layers.attention.functional import split_heads
 from ..layers.attention.modules import MultiHeadAttention
 from .answers import require_callable, require_number
 from .core import exercise
 
 __all__ = [
-    "PARAM_COUNT_EMBED_DIM",
-    "PARAM_COUNT_NUM_HEADS",
-    "MEMORY_SHAPE",
-    "check_param_count",
-    "check_load_from_torch",
-    "check_allowed_mask",
-    "check_weights_memory",
+    "RETRIEVER_SIZES",
+    "SHARP_C",
+    "SHARP_HEADS",
+    "SHARP_SHAPE",
+    "check_retriever_params",
+    "check_head_contributions",
+    "check_head_sharpness",
 ]
 
-# mha.param_count: MultiHeadAttention(embed_dim=48, num_heads=4, bias=True)
-PARAM_COUNT_EMBED_DIM = 48
-PARAM_COUNT_NUM_HEADS = 4
+# mha.retriever_params: the chapter's Retriever(n_keys, n_values, d_model, n_head)
+RETRIEVER_SIZES = {"n_keys": 64, "n_values": 64, "d_model": 32, "n_head": 4}
 
-# mha.weights_memory: B, nh, T, S, C of a float32 self-attention call
-MEMORY_SHAPE = {"B": 8, "nh": 8, "T": 1024, "S": 1024, "C": 512}
+# mha.head_sharpness: MultiHeadAttention(SHARP_C, nh) at initialisation for nh in SHARP_HEADS,
+# self-attention on x = torch.randn(*SHARP_SHAPE)
+SHARP_C = 64
+SHARP_HEADS = (1, 16)
+SHARP_SHAPE = (256, 16, SHARP_C)
 
 
-@exercise("mha.param_count")
-def check_param_count(answer: Any) -> None:
-    r"""The number of parameters of ``MultiHeadAttention(48, 4, bias=True)``."""
+@exercise("mha.retriever_params")
+def check_retriever_params(answer: Any) -> None:
+    r"""The number of parameters of the chapter's ``Retriever`` with ``RETRIEVER_SIZES``."""
     got = require_number(answer, "the parameter count")
-    C, nh = PARAM_COUNT_EMBED_DIM, PARAM_COUNT_NUM_HEADS
-    want = sum(p.numel() for p in nn.MultiheadAttention(C, nh, bias=True).parameters())
+    K, V, C, nh = (RETRIEVER_SIZES[k] for k in ("n_keys", "n_values", "d_model", "n_head"))
+    parts = {
+        "key_emb": nn.Embedding(K, C),
+        "value_emb": nn.Embedding(V, C),
+        "attn": MultiHeadAttention(C, nh),
+        "head": nn.Linear(C, V),
+    }
+    n = {name: sum(p.numel() for p in m.parameters()) for name, m in parts.items()}
+    want = sum(n.values())
     if got == want:
         return
-    if got == 4 * C * C:
-        raise AssertionError("that is the weights only: each of the four projections also has a bias of size C.")
-    if got == 3 * C * C + 3 * C:
-        raise AssertionError("you counted Q, K and V; the output projection W_O is a fourth (C, C) linear map.")
-    if got in (4 * (C * C // nh) + 4 * C // nh, 4 * C * C * nh + 4 * C * nh, 4 * C * C // nh + 4 * C):
-        raise AssertionError("the number of heads does not change the count: heads split the C channels, add none.")
-    raise AssertionError("count four linear maps from C to C channels, each with a (C, C) weight and a (C,) bias.")
+    if got == want + n["key_emb"]:
+        raise AssertionError("the query is embedded with the same key table: key_emb is counted once.")
+    if got == want - n["key_emb"] - n["value_emb"]:
+        raise AssertionError("count the two embedding tables too (n_keys x C and n_values x C).")
+    if got == want - 4 * C - V:
+        raise AssertionError("each of the four attention projections and the output head has a bias.")
+    if got in (want - n["attn"] + nh * n["attn"], want - n["attn"] + n["attn"] // nh):
+        raise AssertionError("the heads split the C channels: the attention has 4C^2 + 4C parameters whatever nh is.")
+    if got == n["attn"]:
+        raise AssertionError("that is the attention layer alone; add the embeddings and the output head.")
+    raise AssertionError("add up key_emb (n_keys x C), value_emb (n_values x C), the attention (4C^2 + 4C) and head (C x n_values + n_values).")
 
 
-def _random_torch_mha(C: int, nh: int, seed: int) -> nn.MultiheadAttention:
-    gen = torch.Generator().manual_seed(seed)
-    mha = nn.MultiheadAttention(C, nh, bias=True, batch_first=True, dtype=torch.float64)
+def _random_mha(C: int, nh: int, gen: torch.Generator) -> MultiHeadAttention:
+    mha = MultiHeadAttention(C, nh, dtype=torch.float64)
     with torch.no_grad():
-        for p in mha.parameters():  # random biases too (torch initialises them to zero)
+        for p in mha.parameters():  # random biases too: a zero bias would hide where it is added
             p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) / C**0.5)
     return mha
 
 
-@exercise("mha.load_from_torch")
-def check_load_from_torch(answer: Any) -> None:
-    r"""``answer(ours, mha)`` copies ``mha``'s weights into ``ours`` so that both compute the same."""
-    require_callable(answer, "load_weights")
-    C, nh = 12, 3
-    mha = _random_torch_mha(C, nh, seed=5)
-    ours = MultiHeadAttention(C, nh, dtype=torch.float64)
-    with torch.no_grad():
-        for p in ours.parameters():
-            p.fill_(0.123)  # a constant nobody would copy by accident
-    answer(ours, mha)
-    x = torch.randn(2, 5, C, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
-    with torch.no_grad():
-        want, _ = mha(x, x, x)
-        got, _ = ours(x)
-    if torch.allclose(got, want, atol=1e-10, rtol=1e-8):
-        return
-    w_q, w_k, w_v = mha.in_proj_weight.detach().chunk(3)
-    b_q, b_k, b_v = mha.in_proj_bias.detach().chunk(3)
-    theirs = {"q_proj": (w_q, b_q), "k_proj": (w_k, b_k), "v_proj": (w_v, b_v)}
-    theirs["out_proj"] = (mha.out_proj.weight.detach(), mha.out_proj.bias.detach())
-    for name, (w, b) in theirs.items():
-        lin = getattr(ours, name)
-        if torch.equal(lin.weight, w.T) and not torch.equal(w, w.T):
-            raise AssertionError(f"{name}.weight is transposed: nn.Linear and in_proj_weight store (out, in) alike.")
-        if not torch.equal(lin.weight, w):
-            stacked = [t for t in (w_q, w_k, w_v) if torch.equal(lin.weight, t)]
-            if stacked:
-                raise AssertionError(
-                    f"{name}.weight holds the wrong block: in_proj_weight stacks [W_q; W_k; W_v], in that order."
-                )
-            raise AssertionError(f"{name}.weight differs from torch's: use in_proj_weight.chunk(3), out_proj.weight.")
-        if not torch.equal(lin.bias, b):
-            raise AssertionError(f"{name}.bias was not copied: the biases are in in_proj_bias and out_proj.bias.")
-    raise AssertionError("the parameters match but the outputs do not: did you change anything else in the module?")
+def _head_contributions(mha: MultiHeadAttention, x: torch.Tensor) -> torch.Tensor:
+    r"""``(B, nh, T, C)``: head h's weights times its values times its ``hs`` columns of ``W_O``."""
+    nh, hs = mha.num_heads, mha.embed_dim // mha.num_heads
+    _, w = mha(x, average_attn_weights=False)  # (B, nh, T, T), from the tested module
+    heads = w @ split_heads(mha.v_proj(x), nh)  # (B, nh, T, hs)
+    w_o = mha.out_proj.weight.view(mha.embed_dim, nh, hs).permute(1, 2, 0)  # (nh, hs, C): W_O's columns by head
+    return heads @ w_o  # (B, nh, T, C)
 
 
-@exercise("mha.allowed_mask")
-def check_allowed_mask(answer: Any) -> None:
-    r"""``answer(key_padding_mask, T, is_causal)`` returns the ``(B, 1, T, S)`` mask, ``True`` = may attend."""
-    require_callable(answer, "allowed_mask")
-    pad = torch.tensor(
-        [[False, False, False, False, False], [False, False, False, True, True], [False, True, False, False, True]]
-    )  # (B=3, S=5), True = padding
-    B, S = pad.shape
-    for T, is_causal in ((4, True), (4, False), (6, True), (1, True)):
-        # the definition, entry by entry: key j is allowed for query i if it is not padding and, when causal, j <= i
-        want = torch.tensor(
-            [[[[not pad[b, j] and (j <= i or not is_causal) for j in range(S)] for i in range(T)]] for b in range(B)]
-        )  # (B, 1, T, S)
-        got = answer(pad.clone(), T, is_causal)
+@exercise("mha.head_contributions")
+def check_head_contributions(answer: Any) -> None:
+    r"""``answer(mha, x)`` returns each head's additive share :math:`(B, n_h, T, C)` of the output.
+
+    The shares plus ``out_proj.bias`` must sum to ``mha(x)[0]``, and share h must be head h's
+    output mapped through its columns of :math:`W_O`; checked on seeded random modules and inputs.
+    """
+    fn = require_callable(answer, "head_contributions(mha, x)")
+    gen = torch.Generator().manual_seed(12)
+    for B, T, C, nh in ((2, 5, 12, 3), (1, 4, 16, 4), (2, 3, 8, 1)):
+        mha = _random_mha(C, nh, gen)
+        x = torch.randn(B, T, C, generator=gen, dtype=torch.float64)
+        with torch.no_grad():
+            got = fn(mha, x.clone())
+            want = _head_contributions(mha, x)
+            out = mha(x)[0]
         if not isinstance(got, torch.Tensor):
             raise AssertionError(f"return a torch.Tensor, got {type(got).__name__}.")
-        if got.dtype != torch.bool:
-            raise AssertionError(f"return a bool tensor (True = may attend), got dtype {got.dtype}.")
-        if tuple(got.shape) != (B, 1, T, S):
-            raise AssertionError(
-                f"for T={T} the mask should have shape (B, 1, T, S) = {(B, 1, T, S)}, got {tuple(got.shape)}; "
-                "the 1 broadcasts over the heads."
-            )
-        if torch.equal(got, want):
+        if tuple(got.shape) != (B, nh, T, C):
+            hint = " Map each head's (T, hs) output through its hs columns of W_O." if got.shape[-1:] == (C // nh,) else ""
+            raise AssertionError(f"the shares have shape (B, nh, T, C) = {(B, nh, T, C)}, got {tuple(got.shape)}.{hint}")
+        got = got.detach().to(torch.float64)
+        if torch.allclose(got, want, atol=1e-10, rtol=1e-8):
             continue
-        order = torch.tensor([[j <= i or not is_causal for j in range(S)] for i in range(T)])  # (T, S)
-        keep = ~pad[:, None, None, :]  # (B, 1, 1, S)
-        if torch.equal(got, ~want):
-            raise AssertionError("your mask is inverted: True must mean 'may attend'.")
-        if torch.equal(got, ~keep & order):
-            raise AssertionError("key_padding_mask is True at padding, which must be blocked: negate it.")
-        if torch.equal(got, order.expand(B, 1, T, S)):
-            raise AssertionError("padding keys are still allowed: combine the causal part with ~key_padding_mask.")
-        if is_causal and torch.equal(got, keep.expand(B, 1, T, S)):
-            raise AssertionError("with is_causal=True, query i may only see keys j <= i.")
-        if is_causal and torch.equal(got, keep & ~order | keep & torch.eye(T, S, dtype=torch.bool)):
-            raise AssertionError("rows are queries and columns keys: the causal part is the lower triangle j <= i.")
+        bias = mha.out_proj.bias.detach()
+        if torch.allclose(got, want + bias, atol=1e-10, rtol=1e-8):
+            raise AssertionError("out_proj's bias is added once, after the sum over heads, not to every head's share.")
+        if torch.allclose(got.sum(1), out, atol=1e-10, rtol=1e-8) or torch.allclose(got.sum(1) + bias, out, atol=1e-10, rtol=1e-8):
+            if torch.allclose(got, (out / nh)[:, None].expand_as(got), atol=1e-10) or torch.allclose(
+                got, ((out - bias) / nh)[:, None].expand_as(got), atol=1e-10
+            ):
+                raise AssertionError("an equal split of the output sums correctly but says nothing about the heads.")
+            raise AssertionError("the shares add up to the output, but they are not split by head.")
+        rows = mha.out_proj.weight.view(nh, C // nh, C)  # rows of W_O by head: the wrong slice
+        heads = mha(x, average_attn_weights=False)[1] @ split_heads(mha.v_proj(x), nh)
+        if nh > 1 and torch.allclose(got, heads @ rows, atol=1e-10, rtol=1e-8):
+            raise AssertionError(
+                "Y = concat(heads) @ W_O^T, so head h meets the *columns* h*hs:(h+1)*hs of out_proj.weight, not its rows."
+            )
         raise AssertionError(
-            f"wrong for T={T}, is_causal={is_causal}: entry (b, 0, i, j) is 'not pad[b, j]' and, when causal, j <= i."
+            f"wrong shares for (B, T, C, nh) = {(B, T, C, nh)}: head h's share is (A_h @ V_h) @ W_O[:, h*hs:(h+1)*hs].T, "
+            "with A_h the per-head weights and V_h = split_heads(v_proj(x))."
         )
 
 
-@exercise("mha.weights_memory")
-def check_weights_memory(answer: Any) -> None:
-    r"""Bytes of the per-head float32 attention weights for ``MEMORY_SHAPE``."""
-    got = require_number(answer, "the number of bytes")
-    s = MEMORY_SHAPE
-    want = s["B"] * s["nh"] * s["T"] * s["S"] * torch.finfo(torch.float32).bits // 8
-    if got == want:
+def _sharpness(nh: int, seed: int, average: bool = False) -> float:
+    with torch.random.fork_rng():  # leave the reader's random stream alone
+        torch.manual_seed(seed)
+        mha = MultiHeadAttention(SHARP_C, nh)
+        x = torch.randn(*SHARP_SHAPE)
+        with torch.no_grad():
+            _, w = mha(x, average_attn_weights=average)
+    return w.max(-1).values.mean().item()
+
+
+@exercise("mha.head_sharpness")
+def check_head_sharpness(answer: Any) -> None:
+    r"""``(one head, sixteen heads)``: the mean largest per-head attention weight at initialisation."""
+    if not (isinstance(answer, (tuple, list)) and len(answer) == 2):
+        raise AssertionError(f"give a pair (with {SHARP_HEADS[0]} head, with {SHARP_HEADS[1]} heads), got {answer!r}.")
+    got = [require_number(a, "each mean largest weight") for a in answer]
+    want = [sum(_sharpness(nh, s) for s in range(2)) / 2 for nh in SHARP_HEADS]
+    if all(abs(g - w) <= 0.01 for g, w in zip(got, want)):
         return
-    if got == want / 4:
-        raise AssertionError("that is the number of entries; each float32 takes 4 bytes.")
-    if got == want / s["nh"]:
-        raise AssertionError("every head has its own (T, S) weight matrix: multiply by nh.")
-    if got in (s["B"] * s["T"] * s["C"] * 4, s["B"] * s["nh"] * s["T"] * s["C"] * 4):
-        raise AssertionError("that is the size of an activation; the weights are (B, nh, T, S), independent of C.")
-    if got == want * 2:
-        raise AssertionError("float32 is 4 bytes per entry, not 8.")
-    raise AssertionError("the weights tensor has shape (B, nh, T, S); count its entries, then the bytes per entry.")
+    T = SHARP_SHAPE[1]
+    if any(abs(g - 1 / T) <= 0.005 for g in got):
+        raise AssertionError(
+            f"1/T = {1 / T:g} would be exactly uniform weights. At initialisation the logits are small but not "
+            "zero, so the largest of each row is clearly above it. Measure it."
+        )
+    if abs(got[0] - want[0]) <= 0.01 and abs(got[1] - _sharpness(SHARP_HEADS[1], 0, average=True)) <= 0.01:
+        raise AssertionError("for 16 heads you took the head-averaged weights; ask for them per head (average_attn_weights=False).")
+    if got[1] > got[0] + 0.05 or got[1] < got[0] - 0.05:
+        raise AssertionError(
+            "heads with 4 channels each are not sharper or flatter than one head with 64: the logits are divided by "
+            "sqrt(hs), which keeps their variance the same whatever hs. Measure both."
+        )
+    raise AssertionError(
+        f"measure it: MultiHeadAttention({SHARP_C}, nh), x = torch.randn{SHARP_SHAPE}, "
+        "_, w = mha(x, average_attn_weights=False), then w.max(-1).values.mean(), for nh = 1 and 16."
+    )

@@ -62,7 +62,7 @@ def grade(name: str, answer: Any) -> Verdict:
     r"""Check the reader's answer to exercise ``name`` and return the verdict without printing.
 
     Args:
-        name: the exercise's name as printed in the chapter, e.g. ``"attention.causal_mask"``.
+        name: the exercise's name as printed in the chapter, e.g. ``"attention.padding_mask"``.
         answer: the reader's answer: a value or a function, as the exercise asks. ``...`` means
             not attempted yet.
 

@@ -1,8 +1,10 @@
 r"""Exercise checkers for chapter 13, "Positional encoding" (topic prefix ``pos.``).
 
-Every checker recomputes the answer independently (the paper's formula with Python's ``math``,
-entry by entry) and raises :class:`AssertionError` with a hint when the reader's answer differs.
-The reference solutions live in the tests, not here and not on the page.
+Every checker recomputes the answer with the package's tested
+:func:`~dlscratch.layers.positional.sinusoidal_encoding` and
+:class:`~dlscratch.layers.attention.modules.MultiHeadAttention`, and raises
+:class:`AssertionError` with a hint when the reader's answer differs. The reference solutions live
+in the tests, not here and not on the page.
 """
 
 from __future__ import annotations
@@ -12,113 +14,113 @@ from typing import Any
 
 import torch
 
+from ..layers.attention.modules import MultiHeadAttention
+from ..layers.positional import sinusoidal_encoding
 from .answers import require_callable, require_number
 from .core import exercise
 
 __all__ = [
-    "WAVELENGTH_D_MODEL",
-    "DOT_D_MODEL",
-    "DOT_POSITIONS",
+    "EQUI_T",
+    "EQUI_SWAP",
+    "SHARE_D_MODEL",
     "DECODE_D_MODEL",
     "DECODE_MAX_POSITION",
-    "check_sinusoidal",
-    "check_longest_wavelength",
-    "check_dot_product",
+    "check_causal_equivariance",
+    "check_position_share",
     "check_decode_position",
 ]
 
-BASE = 10000.0
-WAVELENGTH_D_MODEL = 512  # pos.longest_wavelength: d_model of the base Transformer
-DOT_D_MODEL = 4  # pos.dot_product: <PE(3), PE(5)> with d_model = 4
-DOT_POSITIONS = (3, 5)
+EQUI_T, EQUI_SWAP = 10, (3, 7)  # pos.causal_equivariance: T tokens, swap these two positions
+SHARE_D_MODEL = 512  # pos.position_share: the base Transformer's width
 DECODE_D_MODEL = 64  # pos.decode_position: recover p in [0, 5000) from PE(p), d_model = 64
 DECODE_MAX_POSITION = 5000
 
 
-def _pe_entry(p: float, j: int, C: int, base: float = BASE) -> float:
-    angle = p / base ** (2 * (j // 2) / C)
-    return math.sin(angle) if j % 2 == 0 else math.cos(angle)
+def _unchanged_positions(seed: int) -> list[int]:
+    r"""Positions t where causal attention on the swapped input equals the swapped output of the original."""
+    gen = torch.Generator().manual_seed(seed)
+    C, nh = 16, 4
+    mha = MultiHeadAttention(C, nh, dtype=torch.float64)
+    with torch.no_grad():
+        for p in mha.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) / math.sqrt(C))
+        x = torch.randn(2, EQUI_T, C, generator=gen, dtype=torch.float64)
+        perm = torch.arange(EQUI_T)
+        a, b = EQUI_SWAP
+        perm[a], perm[b] = b, a
+        new = mha(x[:, perm], is_causal=True)[0]
+        old = mha(x, is_causal=True)[0][:, perm]
+    same = ((new - old).abs() < 1e-10).all(-1).all(0)  # (T,)
+    return [t for t in range(EQUI_T) if same[t]]
 
 
-def _pe(T: int, C: int) -> torch.Tensor:
-    return torch.tensor([[_pe_entry(p, j, C) for j in range(C)] for p in range(T)], dtype=torch.float64)
-
-
-@exercise("pos.sinusoidal")
-def check_sinusoidal(answer: Any) -> None:
-    r"""``answer(T, C)`` returns the ``(T, C)`` sinusoidal table, channels interleaved sin, cos."""
-    require_callable(answer, "my_sinusoidal")
-    for T, C in ((50, 16), (3, 2), (7, 6)):
-        got = answer(T, C)
-        if not isinstance(got, torch.Tensor):
-            raise AssertionError(f"return a torch.Tensor, got {type(got).__name__}.")
-        if tuple(got.shape) != (T, C):
-            raise AssertionError(f"my_sinusoidal({T}, {C}) should have shape (T, C) = {(T, C)}, got {tuple(got.shape)}")
-        got = got.detach().cpu().to(torch.float64)
-        want = _pe(T, C)
-        if torch.allclose(got, want, atol=1e-5, rtol=0):
-            continue
-        swapped = want.view(T, C // 2, 2).flip(-1).reshape(T, C)
-        if torch.allclose(got, swapped, atol=1e-5, rtol=0):
-            raise AssertionError("sin and cos are swapped: even channels 2i hold sin, odd channels 2i+1 hold cos.")
-        halves = torch.cat([want[:, 0::2], want[:, 1::2]], dim=1)
-        if torch.allclose(got, halves, atol=1e-5, rtol=0):
-            raise AssertionError("you concatenated [all sin | all cos]; the paper interleaves: sin, cos, sin, cos, ...")
-        if got[:, 0].abs().max() > 1 + 1e-6:
-            raise AssertionError("entries must lie in [-1, 1]: did you forget the sin / cos?")
-        raise AssertionError(
-            f"wrong values for T={T}, C={C}. Channel 2i holds sin(p * w_i), 2i+1 holds cos(p * w_i), "
-            "with w_i = 10000 ** (-2i / C) and i = 0 ... C/2 - 1."
-        )
-
-
-@exercise("pos.longest_wavelength")
-def check_longest_wavelength(answer: Any) -> None:
-    r"""The longest wavelength (in positions) of the sinusoidal encoding with ``d_model = 512``."""
-    got = require_number(answer, "the wavelength")
-    C = WAVELENGTH_D_MODEL
-    slowest = BASE ** (-2 * (C // 2 - 1) / C)  # the last pair, i = C/2 - 1
-    want = 2 * math.pi / slowest
-    if math.isclose(got, want, rel_tol=1e-4):
+@exercise("pos.causal_equivariance")
+def check_causal_equivariance(answer: Any) -> None:
+    r"""The positions t at which causal attention still commutes with swapping tokens ``EQUI_SWAP``."""
+    if isinstance(answer, torch.Tensor) and answer.dim() <= 1 and not answer.is_floating_point():
+        answer = answer.tolist()
+    if not isinstance(answer, (list, tuple, set)) or not all(isinstance(t, int) and not isinstance(t, bool) for t in answer):
+        raise AssertionError(f"give the positions as a list of ints, got {answer!r}.")
+    got = sorted(set(answer))
+    want = _unchanged_positions(0)
+    if got == want:
         return
-    if math.isclose(got, 2 * math.pi * BASE, rel_tol=1e-4):
-        raise AssertionError("10000 * 2pi is the limit for C -> infinity; the last pair has i = C/2 - 1, not C/2.")
-    if math.isclose(got, 1 / slowest, rel_tol=1e-4) or math.isclose(got, BASE, rel_tol=1e-3):
-        raise AssertionError("a sinusoid sin(w p) repeats every 2 pi / w positions: you are missing the 2 pi.")
-    if math.isclose(got, 2 * math.pi, rel_tol=1e-4):
-        raise AssertionError("that is the shortest wavelength (i = 0); the question asks for the longest.")
+    a, b = EQUI_SWAP
+    if got == list(range(EQUI_T)):
+        raise AssertionError("that would be full attention. The causal mask lets token t see only tokens <= t: it carries position.")
+    if not got:
+        raise AssertionError("some positions see exactly the same query and the same set of keys after the swap: which?")
+    if a in got or b in got:
+        raise AssertionError(
+            f"the token moved to position {a} (or {b}) keeps its query, but the set of tokens it may see changes."
+        )
+    if set(range(a)) <= set(got) and not any(t > b for t in got):
+        raise AssertionError(f"positions after {b} also see all of tokens 0..{b}, the same set in another order.")
+    if set(range(b + 1, EQUI_T)) <= set(got) and not any(t < a for t in got):
+        raise AssertionError(f"positions before {a} see none of the swapped tokens.")
     raise AssertionError(
-        "find the smallest frequency w_i = 10000 ** (-2i / C) over i = 0 ... C/2 - 1; its period is 2 pi / w_i."
+        f"position t's output depends on its own token and the set of tokens 0..t. Check each t against the swap {EQUI_SWAP}."
     )
 
 
-@exercise("pos.dot_product")
-def check_dot_product(answer: Any) -> None:
-    r"""``<PE(3), PE(5)>`` for ``d_model = 4``."""
-    got = require_number(answer, "the dot product")
-    C = DOT_D_MODEL
-    a, b = DOT_POSITIONS
-    want = sum(_pe_entry(a, j, C) * _pe_entry(b, j, C) for j in range(C))
-    if math.isclose(got, want, abs_tol=1e-4):
+def _position_share(C: int) -> float:
+    gen = torch.Generator().manual_seed(13)
+    T = 2048
+    tok = torch.randn(T, C, generator=gen, dtype=torch.float64)  # sqrt(C) times an embedding with N(0, 1/C) entries
+    pe = sinusoidal_encoding(T, C, dtype=torch.float64)
+    return (pe.pow(2).sum(-1).mean() / (tok + pe).pow(2).sum(-1).mean()).item()
+
+
+@exercise("pos.position_share")
+def check_position_share(answer: Any) -> None:
+    r"""The share of the expected squared norm of :math:`\sqrt{C}\,e + PE(p)` that comes from :math:`PE(p)`, ``C = 512``."""
+    got = require_number(answer, "the share")
+    C = SHARE_D_MODEL
+    want = _position_share(C)  # (C/2) / (C + C/2) = 1/3, measured
+    if abs(got - want) <= 0.01:
         return
-    if math.isclose(got, C / 2, abs_tol=1e-4):
-        raise AssertionError("C/2 is the squared norm, the dot product at offset 0; here the offset is 2.")
-    if math.isclose(got, sum(math.cos((b - a) * BASE ** (-j / C)) for j in range(C)), abs_tol=1e-4):
-        raise AssertionError("there are C/2 = 2 frequencies, w_i = 10000 ** (-2i / C), one per (sin, cos) pair.")
-    raise AssertionError("use sin(x) sin(y) + cos(x) cos(y) = cos(x - y) for each pair: the sum of cos(w_i k), k = 2.")
+    if abs(got - 0.5) <= 0.01:
+        raise AssertionError("1/2 is |PE|**2 / |sqrt(C) e|**2, a ratio of the two; the share is |PE|**2 over the sum's.")
+    if abs(got - math.sqrt(0.5)) <= 0.01:
+        raise AssertionError("that is the ratio of the norms the chapter prints; square the norms and take a share.")
+    if abs(got - (C / 2) / (C / 2 + 1)) <= 0.01:
+        raise AssertionError("that is without the sqrt(C) factor; the paper multiplies the embedding by sqrt(d_model).")
+    raise AssertionError(
+        "E|sqrt(C) e|**2 = C * C * (1/C), |PE(p)|**2 = C/2, and the cross term has mean 0: "
+        "the share is |PE|**2 / (E|sqrt(C) e|**2 + |PE|**2)."
+    )
 
 
 @exercise("pos.decode_position")
 def check_decode_position(answer: Any) -> None:
-    r"""``answer(pe)`` recovers the integer position ``p`` from the ``(64,)`` vector ``PE(p)``."""
+    r"""``answer(pe)`` recovers the integer position ``p`` from the ``(64,)`` vector ``PE(p)`` of the package's table."""
     require_callable(answer, "decode_position")
-    C = DECODE_D_MODEL
+    table = sinusoidal_encoding(DECODE_MAX_POSITION, DECODE_D_MODEL, dtype=torch.float64)
     gen = torch.Generator().manual_seed(13)
     positions = [0, 1, DECODE_MAX_POSITION - 1, 628, 629]  # 628 ~ 2 pi * 100: pairs w = 1, 0.1, 0.01 nearly repeat
     positions += torch.randint(0, DECODE_MAX_POSITION, (25,), generator=gen).tolist()
     for p in positions:
-        vec = torch.tensor([_pe_entry(p, j, C) for j in range(C)], dtype=torch.float64)
-        got = answer(vec.clone())
+        got = answer(table[p].clone())
         if isinstance(got, torch.Tensor):
             if got.numel() != 1:
                 raise AssertionError(f"return one position (an int), got a tensor of shape {tuple(got.shape)}.")

@@ -1,7 +1,8 @@
 r"""Exercise checkers for chapter 10, "Recurrent networks" (topic prefix ``rnn.``).
 
-Every checker recomputes the answer independently (``torch.nn`` modules, Python's ``math``, or
-an exhaustive search) and raises :class:`AssertionError` with a hint when the reader's answer
+Every checker recomputes the answer independently (``torch.nn`` modules, the package's own
+:class:`~dlscratch.layers.recurrent.GRU` and :class:`~dlscratch.layers.recurrent.RNNCell`, Python's
+``math``, or an exhaustive search) and raises :class:`AssertionError` with a hint when the reader's answer
 differs. The reference solutions live in the tests, not here and not on the page.
 """
 
@@ -11,9 +12,11 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .answers import require_number
+from ..layers.recurrent import GRU, RNNCell
+from .answers import require_callable, require_number
 from .core import NotAttempted, exercise
 
 __all__ = [
@@ -25,10 +28,16 @@ __all__ = [
     "FORGET_STEPS",
     "FORGET_KEEP",
     "BEAM_TABLE",
+    "ORTH_INPUT",
+    "ORTH_HIDDEN",
+    "ORTH_BATCH",
+    "ORTH_STEPS",
     "check_lstm_params",
     "check_gru_step",
     "check_forget_bias",
     "check_beam",
+    "check_orthogonal",
+    "check_bidirectional",
 ]
 
 # rnn.lstm_params: one nn.LSTM layer with these sizes
@@ -48,6 +57,9 @@ GRU_STEP_WEIGHTS = {
 # rnn.forget_bias: keep at least this fraction of the gradient over this many steps
 FORGET_STEPS = 50
 FORGET_KEEP = 0.5
+
+# rnn.orthogonal: the chapter's gradient measurement (I, H, B, T) with an orthogonal W_hh
+ORTH_INPUT, ORTH_HIDDEN, ORTH_BATCH, ORTH_STEPS = 16, 64, 32, 60
 
 # rnn.beam: next-token probabilities of a toy model over the tokens "a", "b" and "." (end);
 # every output has at most two letters, so after two letters "." has probability 1
@@ -186,4 +198,109 @@ def check_beam(answer: Any) -> None:
         raise AssertionError(
             f"greedy is right. For the beam keep the 2 most likely prefixes after the first step, extend both "
             f"and keep the 2 best (finished or not) again. (The most likely output overall has probability {best[1]:.2f}.)"
+        )
+
+
+def _rnn_factor(seed: int, orthogonal: bool) -> float:
+    r"""Mean factor per step by which the state gradient of a tanh RNN shrinks between 5 and 40 steps back."""
+    I, H, B, T = ORTH_INPUT, ORTH_HIDDEN, ORTH_BATCH, ORTH_STEPS
+    gen = torch.Generator().manual_seed(seed)
+    cell = RNNCell(I, H).double()
+    with torch.no_grad():
+        for p in cell.parameters():  # torch's default initialisation, from our own generator
+            p.uniform_(-1 / math.sqrt(H), 1 / math.sqrt(H), generator=gen)
+        if orthogonal:
+            q, r = torch.linalg.qr(torch.randn(H, H, generator=gen, dtype=torch.float64))
+            cell.weight_hh.copy_(q * torch.sign(torch.diagonal(r)))  # a uniformly random orthogonal matrix
+    x = torch.randn(B, T, I, generator=gen, dtype=torch.float64)
+    u = F.normalize(torch.randn(B, H, generator=gen, dtype=torch.float64), dim=-1)
+    h = torch.zeros(B, H, dtype=torch.float64, requires_grad=True)
+    states = []
+    for t in range(T):
+        if t:
+            h.retain_grad()
+        states.append(h)
+        h = cell(x[:, t], h)
+    (h * u).sum().backward()
+    g = [s.grad.norm(dim=-1).mean().item() for s in states]
+    return (g[T - 40] / g[T - 5]) ** (1 / 35)
+
+
+@exercise("rnn.orthogonal")
+def check_orthogonal(answer: Any) -> None:
+    r"""The measured factor per step (5 to 40 steps back) of a tanh RNN whose :math:`W_{hh}` is orthogonal."""
+    got = require_number(answer, "the factor per step")
+    want = sum(_rnn_factor(s, True) for s in range(3)) / 3  # one draw varies by about 0.01
+    if abs(got - want) <= 0.03:
+        return
+    default = sum(_rnn_factor(s, False) for s in range(3)) / 3
+    if abs(got - default) <= 0.04:
+        raise AssertionError(
+            "that is the factor at PyTorch's default initialisation. Replace weight_hh with an orthogonal "
+            "matrix (nn.init.orthogonal_ under torch.no_grad()) before running the sequences."
+        )
+    if abs(got - 1 / want) <= 0.05:
+        raise AssertionError("you divided the wrong way round: the factor is (g at 40 steps / g at 5 steps) ** (1/35).")
+    if got >= 0.97:
+        raise AssertionError(
+            "an orthogonal W_hh keeps every vector's norm, but each step also multiplies by diag(1 - h**2) < 1: "
+            "the gradient still shrinks. Measure it."
+        )
+    raise AssertionError(
+        f"measure it: RNNCell({ORTH_INPUT}, {ORTH_HIDDEN}) with nn.init.orthogonal_(cell.weight_hh), "
+        f"x = torch.randn({ORTH_BATCH}, {ORTH_STEPS}, {ORTH_INPUT}), the chapter's state_gradient_norms, "
+        "then (g[T - 40] / g[T - 5]) ** (1 / 35)."
+    )
+
+
+def _split_bidirectional(ref: nn.GRU, H: int, I: int) -> tuple[GRU, GRU]:
+    fwd, bwd = GRU(I, H).double(), GRU(I, H).double()
+    state = ref.state_dict()
+    fwd.load_state_dict({k: v for k, v in state.items() if not k.endswith("_reverse")})
+    bwd.load_state_dict({k.removesuffix("_reverse"): v for k, v in state.items() if k.endswith("_reverse")})
+    return fwd, bwd
+
+
+@exercise("rnn.bidirectional")
+def check_bidirectional(answer: Any) -> None:
+    r"""``answer(x, fwd, bwd)`` equals ``nn.GRU(..., bidirectional=True, batch_first=True)``'s output.
+
+    ``fwd`` and ``bwd`` are the package's one-layer :class:`~dlscratch.layers.recurrent.GRU` holding
+    torch's forward and ``_reverse`` weights; inputs are seeded random, float64.
+    """
+    fn = require_callable(answer, "bidirectional(x, fwd, bwd)")
+    gen = torch.Generator().manual_seed(10)
+    for B, T, I, H in ((3, 7, 5, 4), (2, 5, 3, 1), (1, 1, 2, 3)):
+        ref = nn.GRU(I, H, batch_first=True, bidirectional=True).double()
+        with torch.no_grad():
+            for p in ref.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * 0.5)
+        fwd, bwd = _split_bidirectional(ref, H, I)
+        x = torch.randn(B, T, I, generator=gen, dtype=torch.float64)
+        with torch.no_grad():
+            want, _ = ref(x)
+            got = fn(x.clone(), fwd, bwd)
+        if isinstance(got, tuple):
+            raise AssertionError("return only the outputs (B, T, 2H), not a tuple with the final states.")
+        if not isinstance(got, torch.Tensor):
+            raise AssertionError(f"return a torch.Tensor, got {type(got).__name__}.")
+        if tuple(got.shape) != (B, T, 2 * H):
+            raise AssertionError(f"the output has shape (B, T, 2H) = {(B, T, 2 * H)}, got {tuple(got.shape)}.")
+        got = got.detach().to(torch.float64)
+        if torch.allclose(got, want, atol=1e-8):
+            continue
+        with torch.no_grad():
+            f, b_flipped, b_same = fwd(x)[0], bwd(x.flip(1))[0], bwd(x)[0]
+        if torch.allclose(got, torch.cat([f, b_flipped], -1), atol=1e-8):
+            raise AssertionError(
+                "the backward GRU's output at its step s belongs to position T - 1 - s: flip its outputs back "
+                "along time before concatenating."
+            )
+        if torch.allclose(got, torch.cat([f, b_same], -1), atol=1e-8):
+            raise AssertionError("the backward GRU must read the sequence from its end: flip x along time (dim 1) first.")
+        if torch.allclose(got, torch.cat([b_flipped.flip(1), f], -1), atol=1e-8):
+            raise AssertionError("torch puts the forward direction first: cat([forward, backward], dim=-1).")
+        raise AssertionError(
+            f"wrong output for (B, T, I, H) = {(B, T, I, H)}: the forward GRU reads x, the backward GRU reads x "
+            "flipped along time, and its outputs are flipped back before the two are concatenated on the last dim."
         )

@@ -1,18 +1,20 @@
 r"""Exercise checkers for chapter 14, "Tokenization" (topic prefix ``tok.``).
 
-Every checker recomputes the answer independently (plain Python on bytes and strings, never the
-package's tokenizers) and raises :class:`AssertionError` with a hint when the reader's answer
+Every checker recomputes the answer (plain Python on bytes and strings, or the package's tested
+:class:`~dlscratch.tokenizers.bpe.ByteBPETokenizer`) and raises :class:`AssertionError` with a hint when the reader's answer
 differs. The reference solutions live in the tests, not here and not on the page.
 """
 
 from __future__ import annotations
 
+import codecs
+import functools
 import random
-from collections import Counter
 from typing import Any
 
-from .answers import require_callable
-from .core import NotAttempted, exercise
+from ..tokenizers.bpe import ByteBPETokenizer
+from .answers import require_callable, require_number
+from .core import exercise
 
 __all__ = [
     "APPLY_MERGES",
@@ -20,8 +22,9 @@ __all__ = [
     "BYTES_TEXT",
     "check_apply_merges",
     "check_byte_tokens",
-    "check_pair_counts",
-    "check_merge",
+    "SHOUT_VOCAB",
+    "check_stream_decode",
+    "check_shouting",
 ]
 
 # tok.apply_merges: these merges, learned in this order, applied to one pre-tokenized chunk
@@ -30,6 +33,10 @@ APPLY_TEXT = " there"
 
 # tok.byte_tokens: how many tokens the byte-level tokenizer without merges makes of this string
 BYTES_TEXT = "naïve café: 東京 🙂"
+
+# tok.shouting: bytes per token of ByteBPETokenizer.train(first 90 % of TinyShakespeare, SHOUT_VOCAB)
+# on the held-out 10 % written in capitals
+SHOUT_VOCAB = 512
 
 
 def _apply_in_order(text: str, merges: tuple[tuple[str, str], ...]) -> list[str]:
@@ -72,8 +79,7 @@ def check_apply_merges(answer: Any) -> None:
 @exercise("tok.byte_tokens")
 def check_byte_tokens(answer: Any) -> None:
     r"""The number of tokens of ``BYTES_TEXT`` with the 256 byte tokens and no merges."""
-    if isinstance(answer, bool) or not isinstance(answer, int):
-        raise AssertionError(f"give a whole number of tokens, got {answer!r}.")
+    answer = require_number(answer, "the number of tokens")
     want = len(BYTES_TEXT.encode("utf-8"))
     if answer == want:
         return
@@ -85,59 +91,84 @@ def check_byte_tokens(answer: Any) -> None:
     )
 
 
-def _pairs_reference(ids: list[int]) -> Counter:
-    return Counter(zip(ids, ids[1:]))
+def _stream_reference(tok: ByteBPETokenizer, ids: list[int]) -> list[str]:
+    r"""After each id, the characters completed by its bytes: an incremental UTF-8 decoder."""
+    dec = codecs.getincrementaldecoder("utf-8")()
+    return [dec.decode(tok.token_bytes(i)) for i in ids]
 
 
-@exercise("tok.pair_counts")
-def check_pair_counts(answer: Any) -> None:
-    r"""``answer(ids)`` returns a dict mapping each adjacent pair ``(a, b)`` to its count."""
-    require_callable(answer, "get_pair_counts")
-    rng = random.Random(7)
-    cases = [[1, 2, 3, 1, 2], [7, 7, 7], [], [4], [5, 6, 5, 6, 5]]
-    cases += [[rng.randrange(4) for _ in range(rng.randint(2, 30))] for _ in range(20)]
-    for ids in cases:
-        got = answer(list(ids))
-        if got is None:
-            raise NotAttempted
-        want = _pairs_reference(ids)
-        try:
-            got_d = {tuple(k): v for k, v in dict(got).items() if v}
-        except (TypeError, ValueError) as err:
-            raise AssertionError(f"return a dict {{(a, b): count}}, got {got!r}.") from err
-        if got_d == dict(want):
+def _stream_cases() -> list[tuple[ByteBPETokenizer, list[int]]]:
+    rng = random.Random(14)
+    sample = "naïve café, déjà vu. 東京は日本の首都です。 Ünïcödé 🙂👍🏽 " * 8
+    merged = ByteBPETokenizer.train(sample, 256 + 60)  # merges inside multi-byte characters: tokens that cut them
+    plain = ByteBPETokenizer([], merged.pattern)  # bytes only
+    blocks = [(0x20, 0x7F), (0x80, 0x7FF), (0x800, 0xD7FF), (0x10000, 0x10FFFF)]
+    texts = ["", "a", "é", "東京 is Tokyo", "🙂👍🏽", sample[:60]]
+    texts += ["".join(chr(rng.randint(*rng.choice(blocks))) for _ in range(rng.randint(1, 20))) for _ in range(20)]
+    return [(tok, tok.encode(t)) for t in texts for tok in (merged, plain)]
+
+
+@exercise("tok.stream_decode")
+def check_stream_decode(answer: Any) -> None:
+    r"""``answer(tok, ids)`` returns one text piece per id: the characters completed by that id's bytes.
+
+    Checked on the package's :class:`~dlscratch.tokenizers.bpe.ByteBPETokenizer` (with and without
+    merges that cut characters) against an incremental UTF-8 decoder, for the ids of ``encode``.
+    """
+    fn = require_callable(answer, "stream_decode(tok, ids)")
+    for tok, ids in _stream_cases():
+        got = fn(tok, list(ids))
+        if not isinstance(got, (list, tuple)) or not all(isinstance(p, str) for p in got):
+            raise AssertionError(f"return a list of strings, one per id; got {type(got).__name__}.")
+        got = list(got)
+        want = _stream_reference(tok, ids)
+        if got == want:
             continue
-        if ids == [7, 7, 7] and got_d.get((7, 7)) == 1:
-            raise AssertionError("pairs overlap when counting: [7, 7, 7] holds (7, 7) twice, at positions 0 and 1.")
-        raise AssertionError(f"for ids = {ids} expected {dict(want)}, got {got_d}.")
-
-
-@exercise("tok.merge")
-def check_merge(answer: Any) -> None:
-    r"""``answer(ids, pair, new_id)`` replaces each occurrence of ``pair``, left to right, no overlaps."""
-    require_callable(answer, "merge")
-    rng = random.Random(11)
-    cases = [([1, 2, 3, 1, 2], (1, 2), 9), ([7, 7, 7], (7, 7), 9), ([7, 7, 7, 7], (7, 7), 9), ([], (1, 2), 9),
-             ([1], (1, 2), 9), ([2, 1], (1, 2), 9), ([3, 1, 2], (1, 2), 4)]
-    cases += [([rng.randrange(3) for _ in range(rng.randint(0, 25))], (rng.randrange(3), rng.randrange(3)), 99)
-              for _ in range(30)]
-    for ids, pair, new_id in cases:
-        got = answer(list(ids), pair, new_id)
-        if got is None:
-            raise NotAttempted
-        want, i = [], 0
-        while i < len(ids):
-            if tuple(ids[i : i + 2]) == pair:
-                want.append(new_id)
-                i += 2
-            else:
-                want.append(ids[i])
-                i += 1
-        if list(got) == want:
-            continue
-        if ids == [7, 7, 7]:
+        if len(got) != len(ids):
             raise AssertionError(
-                f"merge([7, 7, 7], (7, 7), 9) should be [9, 7]: occurrences do not overlap, scan left to "
-                f"right; got {list(got)}."
+                f"return one piece per id ({len(ids)} ids, {len(got)} pieces); a piece is '' while a character is incomplete."
             )
-        raise AssertionError(f"merge({ids}, {pair}, {new_id}) should be {want}, got {list(got)}.")
+        if any("\ufffd" in p for p in got):
+            raise AssertionError(
+                "a piece holds '\ufffd': you decoded a token that ends (or starts) inside a multi-byte character. "
+                "Keep the incomplete bytes until the rest of the character arrives."
+            )
+        if "".join(got) != tok.decode(ids):
+            raise AssertionError("the pieces joined must give tok.decode(ids): some bytes were lost or repeated.")
+        raise AssertionError(
+            "the text is right but emitted late (or early): after each id, emit every character whose last byte has "
+            "arrived, and nothing else."
+        )
+
+
+@functools.cache
+def _shout_bytes_per_token() -> tuple[float, float]:
+    from ..data import load_shakespeare  # only this checker needs the corpus
+
+    text = load_shakespeare()
+    n = int(0.9 * len(text))
+    tok = ByteBPETokenizer.train(text[:n], SHOUT_VOCAB)
+    val = text[n:]
+    return (len(val.upper().encode()) / len(tok.encode(val.upper())), len(val.encode()) / len(tok.encode(val)))
+
+
+@exercise("tok.shouting")
+def check_shouting(answer: Any) -> None:
+    r"""Bytes per token of the 512-id BPE of the chapter on the held-out text in capitals (``val_text.upper()``)."""
+    got = require_number(answer, "bytes per token")
+    shout, normal = _shout_bytes_per_token()
+    if abs(got - shout) <= 0.01:
+        return
+    if abs(got - normal) <= 0.01:
+        raise AssertionError("that is the held-out text as written; measure val_text.upper().")
+    if abs(got - 1 / shout) <= 0.01:
+        raise AssertionError("bytes per token is bytes / tokens, not tokens / bytes.")
+    if abs(got - 1.0) <= 0.01:
+        raise AssertionError(
+            "not quite one token per byte: the speaker names are written in capitals, so a few capital merges exist. "
+            "Measure it."
+        )
+    raise AssertionError(
+        f"measure it: tok = bpe.truncate({SHOUT_VOCAB}) (or bpe512), then len(s.encode()) / len(tok.encode(s)) "
+        "with s = val_text.upper()."
+    )
