@@ -18,6 +18,7 @@ from .block_lm import BlockLM, BlockLMConfig, block_lm_block
 from .gpt import GPT, GPTConfig, gpt_block, pool_kv_heads
 from .llama import LLaMA, LlamaConfig, ladder, llama_block
 from .llama_hf import export_hf
+from .mamba import Mamba, MambaConfig
 from .mlp_classifier import MLPClassifier, MLPClassifierConfig
 from .mlp_lm import MLPLM, MLPLMConfig
 from .position_lm import PositionLM, PositionLMConfig
@@ -75,4 +76,6 @@ __all__ = [
     "llama_block",
     "ladder",
     "export_hf",
+    "MambaConfig",
+    "Mamba",
 ]
