@@ -165,6 +165,9 @@ class TimeInvariantMixer(MambaMixer):
 
     An S4D layer inside Mamba's block (the convolution and the gate still see the input): the
     control of chapter 25's selective-copying experiment.
+
+    Shape:
+        - u: :math:`(B, T, C)`; output: :math:`(B, T, C)`
     """
 
     def init_ssm_params(self, c: MambaConfig) -> None:
@@ -188,7 +191,11 @@ def inverse_softplus(y: torch.Tensor) -> torch.Tensor:
 
 
 class MambaBlock(nn.Module):
-    r"""Pre-norm residual block: :math:`u \leftarrow u + \operatorname{Mixer}(\operatorname{RMSNorm}(u))`."""
+    r"""Pre-norm residual block: :math:`u \leftarrow u + \operatorname{Mixer}(\operatorname{RMSNorm}(u))`.
+
+    Shape:
+        - u: :math:`(B, T, C)`; output: :math:`(B, T, C)`
+    """
 
     def __init__(self, c: MambaConfig) -> None:
         super().__init__()
