@@ -187,12 +187,15 @@ def selective_scan(
     """
     dt = delta.unsqueeze(-1)  # (B, T, D, 1)
     a = torch.exp(dt * A)  # (B, T, D, N): A_bar_t
-    b = dt * B * u.unsqueeze(-1)  # (B, T, D, N): B_bar_t u_t
+    b = (delta * u).unsqueeze(-1) * B  # (B, T, D, N): B_bar_t u_t = Delta_t u_t B_t
     a, b = torch.broadcast_tensors(a, b)  # a time-invariant A_bar: the same (D, N) at every (batch, t)
     if h0 is not None:
         b = torch.cat([b[:, :1] + a[:, :1] * h0.unsqueeze(1), b[:, 1:]], dim=1)  # fold h0 into step 1
     h = scan(a, b)  # (B, T, D, N): h_1 ... h_T
-    y = (h * C).sum(-1)  # (B, T, D): C_t h_t
+    if C.dim() == 4 and C.size(-2) == 1:  # one C_t per token, shared by the channels: a matmul
+        y = (h @ C.transpose(-1, -2)).squeeze(-1)  # (B, T, D, N) @ (B, T, N, 1) -> (B, T, D)
+    else:
+        y = (h * C).sum(-1)  # (B, T, D): C h_t, one C per channel
     if D is not None:
         y = y + D * u  # (B, T, D)
     return y, h[:, -1]
