@@ -14,7 +14,7 @@ from .download import CACHE_ENV, DATA_ENV, REGISTRY, DataFile, cache_dir, fetch,
 from .names import NamesSplit, build_examples, names_split, split_words
 from .text import load_names, load_shakespeare
 from .toy_seq import DATE_VOCAB, Seq2SeqSplit, Seq2SeqTensors, date_split, encode_pairs, format_date
-from .toy_tasks import IGNORE_INDEX, RetrievalData, key_value_retrieval, previous_token_task
+from .toy_tasks import IGNORE_INDEX, RetrievalData, key_value_retrieval, previous_token_task, selective_copying
 from .translation import DIGIT_VOCAB, NUMBER_WORDS, TranslationSplit, encode_translation, number_split, number_to_words
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "RetrievalData",
     "key_value_retrieval",
     "previous_token_task",
+    "selective_copying",
     "IGNORE_INDEX",
     "DATE_VOCAB",
     "Seq2SeqSplit",

@@ -6,6 +6,8 @@ Every generator is seeded and returns CPU tensors, so a chapter can train on the
   query's value. A model must *look up* the matching pair: the soft dictionary of attention.
 - :func:`previous_token_task`: a random sequence; the target at position :math:`t` is the token
   at :math:`t - \text{shift}`. Without positional information no model can solve it.
+- :func:`selective_copying`: a few data tokens scattered at random among blanks, to be
+  repeated in order at the end (chapter 25). A time-invariant filter cannot tell where they were.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-__all__ = ["RetrievalData", "key_value_retrieval", "previous_token_task", "IGNORE_INDEX"]
+__all__ = ["RetrievalData", "key_value_retrieval", "previous_token_task", "selective_copying", "IGNORE_INDEX"]
 
 IGNORE_INDEX = -100  # target of positions with no answer (F.cross_entropy's default ignore_index)
 
@@ -144,4 +146,44 @@ def previous_token_task(
     x = torch.randint(0, vocab_size, (n, seq_len), generator=g)  # (N, T)
     y = torch.full_like(x, IGNORE_INDEX)  # (N, T)
     y[:, shift:] = x[:, :-shift]  # y_t = x_{t - shift}
+    return x, y
+
+
+def selective_copying(
+    n: int, seq_len: int, n_tokens: int, n_colors: int, *, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The selective-copying task of Gu & Dao (2023): remember the data tokens, skip the blanks.
+
+    Each row has ``seq_len`` positions holding ``n_tokens`` data tokens ("colours", ids
+    :math:`1 \ldots` ``n_colors``) at random distinct positions and the blank 0 elsewhere,
+    followed by ``n_tokens`` copies of the marker ``n_colors + 1``. At the :math:`j`-th marker
+    the target is the :math:`j`-th data token; every other target is ``IGNORE_INDEX``. Where the
+    tokens sit changes from row to row, so a model must decide from their *content* what to keep.
+    The vocabulary has ``n_colors + 2`` ids. Chapter 25, *State-space models and Mamba*.
+
+    Args:
+        n: number of rows.
+        seq_len: positions before the markers (at least ``n_tokens``).
+        n_tokens: data tokens to copy.
+        n_colors: distinct data tokens.
+        generator: a seeded CPU generator (``None``: torch's global one).
+
+    Returns:
+        ``(x, y)``: int64 inputs and targets.
+
+    Shape:
+        - x, y: :math:`(N, \text{seq\_len} + \text{n\_tokens})`
+    """
+    for name, value in (("n", n), ("seq_len", seq_len), ("n_tokens", n_tokens), ("n_colors", n_colors)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if n_tokens > seq_len:
+        raise ValueError(f"n_tokens={n_tokens} data tokens do not fit in seq_len={seq_len} positions")
+    colors = torch.randint(1, n_colors + 1, (n, n_tokens), generator=generator)  # (N, k)
+    where = torch.rand(n, seq_len, generator=generator).argsort(dim=1)[:, :n_tokens].sort(dim=1).values  # (N, k) positions
+    x = torch.zeros(n, seq_len + n_tokens, dtype=torch.long)  # (N, T)
+    x.scatter_(1, where, colors)
+    x[:, seq_len:] = n_colors + 1  # the markers
+    y = torch.full_like(x, IGNORE_INDEX)  # (N, T)
+    y[:, seq_len:] = colors  # in order of position
     return x, y

@@ -39,6 +39,8 @@ from .positional import (
     sinusoidal_frequencies,
 )
 from .rope import RoPE, apply_rope, apply_rope_complex, apply_rope_interleaved, rope_angles, rope_permutation, rotate_half
+from .scan import SCANS, blelloch_scan, hillis_steele_scan, sequential_scan
+from .ssm import causal_convolution, discretize_euler, discretize_zoh, s4d_real, selective_scan, ssm_kernel, ssm_recurrence
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, gru_cell, lstm_cell, rnn_cell
 from .transformer import (
     Block,
@@ -122,6 +124,18 @@ __all__ = [
     "alibi_slopes",
     "alibi_bias",
     "ALiBi",
+    # state-space models and scans
+    "sequential_scan",
+    "hillis_steele_scan",
+    "blelloch_scan",
+    "SCANS",
+    "discretize_zoh",
+    "discretize_euler",
+    "s4d_real",
+    "ssm_kernel",
+    "causal_convolution",
+    "ssm_recurrence",
+    "selective_scan",
     # Transformer blocks
     "residual",
     "Block",

@@ -18,6 +18,7 @@ from .block_lm import BlockLM, BlockLMConfig, block_lm_block
 from .gpt import GPT, GPTConfig, gpt_block, pool_kv_heads
 from .llama import LLaMA, LlamaConfig, ladder, llama_block
 from .llama_hf import export_hf
+from .mamba import Mamba, MambaConfig
 from .mlp_classifier import MLPClassifier, MLPClassifierConfig
 from .mlp_lm import MLPLM, MLPLMConfig
 from .moe_lm import MoELM, MoELMConfig, active_parameters, moe_block
@@ -80,4 +81,6 @@ __all__ = [
     "MoELM",
     "moe_block",
     "active_parameters",
+    "MambaConfig",
+    "Mamba",
 ]
