@@ -177,6 +177,7 @@ class FlashAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, causal, mask, scale, block_q, block_k):  # noqa: ANN001, ANN205 - autograd's signature
+        r"""The output :math:`O` of :func:`flash_forward`; keeps :math:`Q, K, V, O` and the log-sum-exp :math:`L` for the backward pass."""
         o, lse = flash_forward(q, k, v, causal=causal, mask=mask, scale=scale, block_q=block_q, block_k=block_k)
         ctx.save_for_backward(q, k, v, o, lse)
         ctx.mask, ctx.opts = mask, {"causal": causal, "scale": scale, "block_q": block_q, "block_k": block_k}
@@ -184,6 +185,7 @@ class FlashAttention(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, do):  # noqa: ANN001, ANN205
+        r""":math:`dQ, dK, dV` by :func:`flash_backward`, recomputing the scores tile by tile; no gradient for the options."""
         q, k, v, o, lse = ctx.saved_tensors
         dq, dk, dv = flash_backward(q, k, v, o, lse, do.contiguous(), mask=ctx.mask, **ctx.opts)
         return dq, dk, dv, None, None, None, None, None
