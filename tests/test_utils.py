@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dlscratch.utils import device, pick_preset, seed_everything
+from dlscratch.utils import device, pick_preset, preset_name, seed_everything
 
 
 def test_device_default_and_override(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,6 +35,29 @@ def test_seed_reproducible() -> None:
         seed_everything(-1)
 
 
-def test_pick_preset() -> None:
+def test_pick_preset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DLSCRATCH_PRESET", raising=False)
     assert pick_preset("small", "big", torch.device("cpu")) == "small"
     assert pick_preset("small", "big", torch.device("cuda")) == "big"
+    assert pick_preset("small", "big", torch.device("cuda"), reference="paper") == "big"  # the reference only when asked
+
+
+@pytest.mark.parametrize(
+    ("env", "dev", "want"),
+    [("cpu", "cuda", "small"), ("gpu", "cpu", "big"), ("reference", "cpu", "paper"), (" GPU ", "cpu", "big")],
+)
+def test_preset_env_overrides_the_device(monkeypatch: pytest.MonkeyPatch, env: str, dev: str, want: str) -> None:
+    monkeypatch.setenv("DLSCRATCH_PRESET", env)
+    assert pick_preset("small", "big", torch.device(dev), reference="paper") == want
+    assert preset_name(torch.device(dev)) == env.strip().lower()
+
+
+def test_reference_preset_falls_back_to_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DLSCRATCH_PRESET", "reference")
+    assert pick_preset("small", "big", torch.device("cpu")) == "big"  # the chapter's GPU preset is its reference
+
+
+def test_unknown_preset_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DLSCRATCH_PRESET", "tpu")
+    with pytest.raises(ValueError, match=r"DLSCRATCH_PRESET.*'tpu'"):
+        preset_name(torch.device("cpu"))

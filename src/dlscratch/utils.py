@@ -2,7 +2,7 @@ r"""Device selection, seeding and presets shared by every chapter.
 
 The book runs on a laptop CPU by default and scales up when CUDA is present. Nothing in the
 package assumes a GPU: code asks :func:`device` which hardware to use and :func:`pick_preset`
-which configuration fits it.
+which configuration fits it (``DLSCRATCH_PRESET`` overrides that choice: :func:`preset_name`).
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-__all__ = ["device", "seed_everything", "pick_preset", "in_ci", "progress_enabled"]
+__all__ = ["device", "seed_everything", "PRESETS", "preset_name", "pick_preset", "in_ci", "progress_enabled"]
 
 T = TypeVar("T")
 
 _DEVICE_ENV = "DLSCRATCH_DEVICE"
+_PRESET_ENV = "DLSCRATCH_PRESET"
+PRESETS = ("cpu", "gpu", "reference")  # the sizes a chapter can run at, smallest first
 
 
 def device() -> torch.device:
@@ -74,19 +76,45 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def pick_preset(cpu: T, gpu: T, dev: torch.device | None = None) -> T:
-    r"""Choose between a CPU preset (the one CI runs) and a bigger GPU preset.
+def preset_name(dev: torch.device | None = None) -> str:
+    r"""The preset the chapters run: ``"cpu"``, ``"gpu"`` or ``"reference"``.
+
+    ``DLSCRATCH_PRESET`` when it is set; otherwise ``"gpu"`` on a CUDA device and ``"cpu"``
+    elsewhere. ``cpu`` is what CI builds (each chapter in about a minute on two cores), ``gpu`` a
+    bigger run sized for one GPU, and ``reference`` the paper's or peer's recipe, which can take
+    much longer and runs only when asked for (``DLSCRATCH_PRESET=reference``).
+
+    Args:
+        dev: the device to decide for; :func:`device` when omitted.
+
+    Raises:
+        ValueError: if ``DLSCRATCH_PRESET`` names none of :data:`PRESETS`.
+    """
+    chosen = os.environ.get(_PRESET_ENV, "").strip().lower()
+    if chosen:
+        if chosen not in PRESETS:
+            raise ValueError(f"{_PRESET_ENV} must be one of {PRESETS}, got {_PRESET_ENV}={chosen!r}")
+        return chosen
+    dev = device() if dev is None else dev
+    return "gpu" if dev.type == "cuda" else "cpu"
+
+
+def pick_preset(cpu: T, gpu: T, dev: torch.device | None = None, reference: T | None = None) -> T:
+    r"""Choose the chapter's configuration for :func:`preset_name`.
 
     Args:
         cpu: the configuration sized for a 2-core CPU.
-        gpu: the configuration sized for one modern GPU.
+        gpu: the configuration sized for one GPU.
         dev: the device to decide for; :func:`device` when omitted.
+        reference: the paper's or peer's recipe, when the chapter has one apart from ``gpu``.
 
     Returns:
-        ``gpu`` when ``dev`` is a CUDA device, else ``cpu``.
+        ``cpu``, ``gpu`` or ``reference`` (``gpu`` when the chapter has no separate reference).
     """
-    dev = device() if dev is None else dev
-    return gpu if dev.type == "cuda" else cpu
+    name = preset_name(dev)
+    if name == "reference":
+        return gpu if reference is None else reference
+    return gpu if name == "gpu" else cpu
 
 
 def in_ci() -> bool:

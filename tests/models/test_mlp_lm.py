@@ -35,10 +35,12 @@ def test_config_is_frozen_and_presets_are_valid() -> None:
     cfg = MLPLMConfig.cpu()
     with pytest.raises(AttributeError):
         cfg.n_hidden = 3  # type: ignore[misc]
+    ref = MLPLMConfig.reference()
+    assert (ref.steps, ref.batch_size, ref.lr, ref.optimizer) == (200_000, 32, 0.1, "sgd")
     gpu = MLPLMConfig.gpu()
-    assert (gpu.steps, gpu.batch_size, gpu.lr, gpu.optimizer) == (200_000, 32, 0.1, "sgd")
-    # both presets keep the reference architecture
-    for c in (cfg, gpu):
+    assert gpu.steps > cfg.steps and gpu.train_kwargs.keys() == cfg.train_kwargs.keys()
+    # every preset keeps the reference architecture
+    for c in (cfg, gpu, ref):
         assert (c.block_size, c.n_embd, c.n_hidden, c.batch_norm) == (3, 10, 200, True)
 
 

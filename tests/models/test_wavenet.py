@@ -32,9 +32,10 @@ def test_config_rejects_bad_values(kwargs: dict, match: str) -> None:
 
 
 def test_presets_keep_the_reference_architecture() -> None:
-    for cfg in (WaveNetConfig.cpu(), WaveNetConfig.gpu()):
+    for cfg in (WaveNetConfig.cpu(), WaveNetConfig.gpu(), WaveNetConfig.reference()):
         assert (cfg.block_size, cfg.n_embd, cfg.n_hidden, cfg.n_levels) == (8, 24, 128, 3)
-    assert (WaveNetConfig.gpu().steps, WaveNetConfig.gpu().batch_size) == (200_000, 32)
+    assert (WaveNetConfig.reference().steps, WaveNetConfig.reference().batch_size) == (200_000, 32)
+    assert WaveNetConfig.gpu().steps > WaveNetConfig.cpu().steps
 
 
 @pytest.mark.parametrize(("block", "fuse", "embd", "hidden"), [(8, 2, 24, 128), (2, 2, 3, 5), (16, 2, 4, 6), (9, 3, 5, 7)])
