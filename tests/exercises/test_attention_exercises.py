@@ -13,7 +13,7 @@ from dlscratch.exercises import check, core, grade
 from dlscratch.exercises.attention import PREDICT_K, PREDICT_Q, SELF_BATCH, SELF_D, SELF_T
 from dlscratch.layers import scaled_dot_product_attention
 
-from .grading import assert_grades
+from .grading import assert_correct, assert_grades, assert_hint, assert_rejected
 
 
 @pytest.fixture(autouse=True)
@@ -96,16 +96,13 @@ WRONG: list[tuple[str, Any]] = [
 
 
 @pytest.mark.parametrize(("name", "answer"), CORRECT)
-def test_correct_answer_passes(name: str, answer: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    verdict = grade(name, answer)
-    assert verdict.correct is True and verdict.message.startswith("✓")
+def test_correct_answer_passes(name: str, answer: Any) -> None:
+    assert_correct(name, answer)
 
 
 @pytest.mark.parametrize(("name", "answer"), WRONG)
-def test_wrong_or_missing_answer_fails(name: str, answer: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    verdict = grade(name, answer)
-    # a wrong answer is graded False, a placeholder None (not attempted)
-    assert (verdict.correct, verdict.message[0]) in {(False, "✗"), (None, "○")}
+def test_wrong_or_missing_answer_fails(name: str, answer: Any) -> None:
+    assert_rejected(name, answer)
 
 
 @pytest.mark.parametrize(
@@ -121,9 +118,8 @@ def test_wrong_or_missing_answer_fails(name: str, answer: Any, capsys: pytest.Ca
         ("attention.logit_scale", 1 / 256, "s**2"),
     ],
 )
-def test_wrong_answer_gets_a_hint(name: str, answer: Any, hint: str, capsys: pytest.CaptureFixture[str]) -> None:
-    verdict = grade(name, answer)
-    assert verdict.correct is False and hint in verdict.message
+def test_wrong_answer_gets_a_hint(name: str, answer: Any, hint: str) -> None:
+    assert_hint(name, answer, hint)
 
 
 def test_references_are_independent_of_the_checkers() -> None:

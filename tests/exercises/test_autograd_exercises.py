@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from dlscratch.autograd import MLP, Value, topological_order
-from dlscratch.exercises import check, core, grade
+from dlscratch.exercises import core
 from dlscratch.exercises.autograd import HAND_GRADIENT_INPUTS
 
-from .grading import assert_grades
+from .grading import assert_correct, assert_grades, assert_hint, assert_rejected
 
 
 @pytest.fixture(autouse=True)
@@ -137,14 +137,12 @@ WRONG: list[tuple[str, Any]] = [
 
 @pytest.mark.parametrize(("name", "answer"), CORRECT)
 def test_correct_answer_passes(name: str, answer: Any) -> None:
-    verdict = grade(name, answer)
-    assert verdict.correct is True, verdict.message
+    assert_correct(name, answer)
 
 
 @pytest.mark.parametrize(("name", "answer"), WRONG)
 def test_wrong_or_missing_answer_fails(name: str, answer: Any) -> None:
-    verdict = grade(name, answer)
-    assert (verdict.correct, verdict.message[0]) in {(False, "✗"), (None, "○")}, verdict.message
+    assert_rejected(name, answer)
 
 
 @pytest.mark.parametrize(
@@ -163,9 +161,8 @@ def test_wrong_or_missing_answer_fails(name: str, answer: Any) -> None:
         ("autograd.relu_mlp_backward", relu_mlp_backward_transposed, "shape"),
     ],
 )
-def test_wrong_answer_gets_a_hint(name: str, answer: Any, hint: str, capsys: pytest.CaptureFixture[str]) -> None:
-    check(name, answer)
-    assert hint in capsys.readouterr().out
+def test_wrong_answer_gets_a_hint(name: str, answer: Any, hint: str) -> None:
+    assert_hint(name, answer, hint)
 
 
 def test_references_are_independent_of_the_checkers() -> None:

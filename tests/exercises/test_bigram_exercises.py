@@ -10,7 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlscratch.exercises import core, grade
+from dlscratch.exercises import core
+from .grading import assert_correct, assert_hint, assert_rejected
 
 
 @pytest.fixture(autouse=True)
@@ -118,14 +119,12 @@ WRONG: list[tuple[str, Any]] = [
 
 @pytest.mark.parametrize(("name", "answer"), CORRECT)
 def test_correct_answer_passes(name: str, answer: Any) -> None:
-    verdict = grade(name, answer)
-    assert verdict.correct is True and verdict.message.startswith("✓"), verdict.message
+    assert_correct(name, answer)
 
 
 @pytest.mark.parametrize(("name", "answer"), WRONG)
 def test_wrong_or_missing_answer_fails(name: str, answer: Any) -> None:
-    verdict = grade(name, answer)
-    assert (verdict.correct, verdict.message[0]) in {(False, "✗"), (None, "○")}, verdict.message
+    assert_rejected(name, answer)
 
 
 @pytest.mark.parametrize(
@@ -145,8 +144,7 @@ def test_wrong_or_missing_answer_fails(name: str, answer: Any) -> None:
     ],
 )
 def test_wrong_answer_gets_a_hint(name: str, answer: Any, hint: str) -> None:
-    verdict = grade(name, answer)
-    assert verdict.correct is False and hint in verdict.message, verdict.message
+    assert_hint(name, answer, hint)
 
 
 def test_references_are_independent_of_the_checkers() -> None:
