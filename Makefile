@@ -1,7 +1,7 @@
 # Deep Learning from Scratch: two commands for a new user.
 #   make book   set up .venv and build the whole website, executing every cell
 #   make test   set up .venv and run the test suite
-# More: make chapter CH=book/<part>/<chapter>.md, make check-site, make clean
+# More: make chapter CH=book/<part>/<chapter>.md, make check-site, make check-colab, make clean
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -12,7 +12,7 @@ JB_FLAGS ?= -W --keep-going
 export DLSCRATCH_BOOK_BUILD := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: book test chapter check-site export clean venv
+.PHONY: book test chapter check-site check-colab export clean venv
 
 venv: $(STAMP)
 
@@ -42,6 +42,10 @@ chapter: $(STAMP)
 # checks on the built site: Colab links, a simulated Colab run, math and figures in Chromium
 check-site: $(STAMP)
 	$(BIN)/python tools/check_site.py
+
+# every chapter's exported notebook, run in the simulated Colab (after make book; takes as long as the build)
+check-colab: $(STAMP)
+	$(BIN)/python tools/check_site.py --colab-all --skip-browser
 
 clean:
 	rm -rf _build _static/mathjax
