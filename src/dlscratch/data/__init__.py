@@ -1,4 +1,4 @@
-r"""Data: download with checksum and cache, the corpora and their splits, digits, generated toy tasks, augmentation (the vocabularies live in :mod:`dlscratch.tokenizers`)."""
+r"""Data: download with checksum and cache, the corpora and their splits, digits (8×8 and MNIST), sentiment snippets, generated toy tasks, augmentation (the vocabularies live in :mod:`dlscratch.tokenizers`)."""
 
 from .augment import (
     add_gaussian_noise,
@@ -11,7 +11,10 @@ from .augment import (
 )
 from .digits import DigitsSplit, load_digits_split
 from .download import CACHE_ENV, DATA_ENV, REGISTRY, DataFile, cache_dir, fetch, sha256_of
+from .mnist import load_mnist, mnist_split
 from .names import NamesSplit, build_examples, names_split, split_words
+from .sentiment import SENTIMENT_LABELS, SentimentSplit, load_afinn, load_sentiment, sentiment_split
+from .splits import check_fractions, stratified_indices
 from .text import load_names, load_shakespeare
 from .toy_seq import DATE_VOCAB, Seq2SeqSplit, Seq2SeqTensors, date_split, encode_pairs, format_date
 from .toy_tasks import IGNORE_INDEX, RetrievalData, key_value_retrieval, previous_token_task, selective_copying
@@ -35,6 +38,15 @@ __all__ = [
     "fetch",
     "sha256_of",
     "load_names",
+    "load_mnist",
+    "mnist_split",
+    "SENTIMENT_LABELS",
+    "SentimentSplit",
+    "load_sentiment",
+    "sentiment_split",
+    "load_afinn",
+    "check_fractions",
+    "stratified_indices",
     "NamesSplit",
     "build_examples",
     "names_split",

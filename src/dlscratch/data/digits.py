@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .splits import check_fractions, stratified_indices
+
 __all__ = ["DigitsSplit", "load_digits_split"]
 
 
@@ -36,24 +38,13 @@ def load_digits_split(seed: int = 0, fractions: tuple[float, float, float] = (0.
     Raises:
         ValueError: if the fractions are not positive or do not sum to 1.
     """
-    if any(f <= 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-9:
-        raise ValueError(f"fractions must be positive and sum to 1, got {fractions}")
+    check_fractions(fractions)
     from sklearn.datasets import load_digits
 
     data = load_digits()
     images = data.images.astype(np.float32) / 16.0  # (1797, 8, 8)
     labels = data.target.astype(np.int64)
-    rng = np.random.default_rng(seed)
-    parts: list[list[int]] = [[], [], []]
-    for c in range(10):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        n_train = round(fractions[0] * len(idx))
-        n_val = round(fractions[1] * len(idx))
-        parts[0] += idx[:n_train].tolist()
-        parts[1] += idx[n_train : n_train + n_val].tolist()
-        parts[2] += idx[n_train + n_val :].tolist()
     out = []
-    for p in parts:
-        p = rng.permutation(np.array(p))
+    for p in stratified_indices(labels, fractions, seed):
         out += [torch.from_numpy(images[p]).unsqueeze(1), torch.from_numpy(labels[p])]
     return DigitsSplit(*out)

