@@ -105,3 +105,16 @@ def test_baselines_majority_and_tfidf() -> None:
     assert 0.7 < b.tfidf_test < 0.85 and b.tfidf_C in (1.0, 3.0, 10.0)
     with pytest.raises(ValueError, match="positive values of C"):
         sentiment_baselines(grid=(0.0,))
+
+
+def test_pad_sequences() -> None:
+    from dlscratch.data import pad_sequences
+
+    ids, lengths = pad_sequences([[1, 2, 3], [4], [5, 6]], pad_id=0)
+    assert ids.tolist() == [[1, 2, 3], [4, 0, 0], [5, 6, 0]] and lengths.tolist() == [3, 1, 2]
+    ids, lengths = pad_sequences([[1, 2, 3], [4]], pad_id=9, max_len=2)
+    assert ids.tolist() == [[1, 2], [4, 9]] and lengths.tolist() == [2, 1]
+    with pytest.raises(ValueError, match="sequence 1 is empty"):
+        pad_sequences([[1], []], pad_id=0)
+    with pytest.raises(ValueError, match="max_len must be at least 1, got 0"):
+        pad_sequences([[1]], pad_id=0, max_len=0)

@@ -12,6 +12,7 @@ from .augment import (
 from .digits import DigitsSplit, load_digits_split
 from .download import CACHE_ENV, DATA_ENV, REGISTRY, DataFile, cache_dir, fetch, sha256_of
 from .mnist import load_mnist, mnist_split
+from .padding import pad_sequences
 from .names import NamesSplit, build_examples, names_split, split_words
 from .sentiment import SENTIMENT_LABELS, SentimentSplit, load_afinn, load_sentiment, sentiment_split
 from .splits import check_fractions, stratified_indices
@@ -38,6 +39,7 @@ __all__ = [
     "fetch",
     "sha256_of",
     "load_names",
+    "pad_sequences",
     "load_mnist",
     "mnist_split",
     "SENTIMENT_LABELS",
