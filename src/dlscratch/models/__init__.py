@@ -1,4 +1,4 @@
-r"""Models built from the package's layers: n-gram, MLP and WaveNet language models, classifiers, CNNs, recurrent and Transformer models, GPT.
+r"""Models built from the package's layers: n-gram, MLP and WaveNet language models, classifiers, CNNs, recurrent and Transformer models, GPT, BERT.
 
 Seeding rule: every model draws its initial weights from torch's global generator, as
 :mod:`torch.nn` layers do, so ``dlscratch.utils.seed_everything(seed)`` just before building it
@@ -14,6 +14,9 @@ from .cnn import BasicBlock, LeNet, LeNetConfig, ResNet, ResNetConfig
 from .decoder import DecoderLM
 from .decoding import beam_search, greedy_search, length_penalty
 from .fused_decoder import FusedDecoder
+from .bert import BertConfig, BertEmbeddings, BertForMaskedLM, BertForSequenceClassification, BertModel, bert_block
+from .bert_hf import bert_state_dict_from_hf
+from .bert_inputs import batch_inputs, pack_pair
 from .block_lm import BlockLM, BlockLMConfig, block_lm_block
 from .gpt import GPT, GPTConfig, gpt_block, pool_kv_heads
 from .llama import LLaMA, LlamaConfig, ladder, llama_block
@@ -83,4 +86,13 @@ __all__ = [
     "active_parameters",
     "MambaConfig",
     "Mamba",
+    "BertConfig",
+    "BertEmbeddings",
+    "BertModel",
+    "BertForMaskedLM",
+    "BertForSequenceClassification",
+    "bert_block",
+    "bert_state_dict_from_hf",
+    "pack_pair",
+    "batch_inputs",
 ]

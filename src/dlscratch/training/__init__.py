@@ -1,4 +1,4 @@
-r"""Training: the one loop and its callbacks, evaluation, the sentiment baselines, checkpoints and mechanics, and the results ledger."""
+r"""Training: the one loop and its callbacks, evaluation, the sentiment baselines, checkpoints and mechanics, and the results ledger, BERT's masked-language-model pre-training and fine-tuning."""
 
 from .baselines import SentimentBaselines, sentiment_baselines
 from .callbacks import Callback, Evaluate, ProgressBar
@@ -7,6 +7,17 @@ from .classify import History, accuracy, confusion_matrix, epoch_batches, evalua
 from .evaluate import mean_nll
 from .ledger import MIME_TYPE, RESULTS, Result, record
 from .lm import LMTrainConfig, evaluate_sequence_nll, random_windows, split_text, train_sequence_lm, window_plan
+from .mlm import (
+    MLMTrainConfig,
+    classifier_accuracy,
+    encoder_features,
+    finetune_classifier,
+    fit_linear_head,
+    length_batches,
+    mask_tokens,
+    mlm_batches,
+    pretrain_mlm,
+)
 from .loop import part2_schedule, random_examples, train, train_lm
 from .mechanics import DynamicLossScaler, accumulate_gradients, clip_grad_norm
 from .state import TrainState
@@ -47,4 +58,13 @@ __all__ = [
     "split_text",
     "train_sequence_lm",
     "window_plan",
+    "mask_tokens",
+    "MLMTrainConfig",
+    "mlm_batches",
+    "pretrain_mlm",
+    "length_batches",
+    "finetune_classifier",
+    "classifier_accuracy",
+    "encoder_features",
+    "fit_linear_head",
 ]
