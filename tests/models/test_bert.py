@@ -140,6 +140,7 @@ def test_label_outside_the_label_set_is_refused() -> None:
     ("pad_id", 37, "pad_id must be a token id in"),
     ("kernels", "cuda", "kernels must be"),
     ("n_layer", 0, "n_layer must be a positive integer, got 0"),
+    ("init_std", 0.0, "init_std must be positive, got init_std=0.0"),
 ])
 def test_config_checks(field: str, value: object, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -160,3 +161,15 @@ def test_hf_names() -> None:
     assert hf_bert_name("decoder.bias") == "cls.predictions.decoder.bias"
     with pytest.raises(ValueError, match="no Hugging Face name for parameter 'bert.nope.weight'"):
         hf_bert_name("bert.nope.weight")
+
+
+def test_mean_pooling_reads_the_mean_of_the_non_padding_positions() -> None:
+    clf = randomise(BertForSequenceClassification(SMALL, 2, pooling="mean")).eval()
+    idx, types, pad = inputs(SMALL, 3, 9)
+    h = clf.bert(idx, types, pad)
+    means = torch.stack([h[b][~pad[b]].mean(0) for b in range(3)])  # (B, C)
+    want = clf.classifier(torch.tanh(clf.bert.pooler(means)))
+    torch.testing.assert_close(clf(idx, types, pad), want)
+    torch.testing.assert_close(clf(idx[:1]), clf.classifier(torch.tanh(clf.bert.pooler(clf.bert(idx[:1]).mean(1)))))
+    with pytest.raises(ValueError, match="pooling must be 'cls' or 'mean', got 'max'"):
+        BertForSequenceClassification(SMALL, pooling="max")

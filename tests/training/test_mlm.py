@@ -124,12 +124,14 @@ def test_length_batches_cover_every_example_once() -> None:
 def test_features_and_linear_head() -> None:
     enc = BertModel(TINY).eval()
     ids, pad = batch_inputs([[5, 6, 7], [8], [9, 10]], cls_id=CLS, sep_id=SEP, pad_id=PAD, max_len=8)
-    cls_f, mean_f = encoder_features(enc, ids, pad, "cls"), encoder_features(enc, ids, pad, "mean")
+    feats = encoder_features(enc, ids, pad)
+    cls_f, mean_f = feats["cls"], feats["mean"]
+    assert list(encoder_features(enc, ids, pad, ("mean",))) == ["mean"]
     h = enc(ids, key_padding_mask=pad)
     torch.testing.assert_close(cls_f, h[:, 0])
     torch.testing.assert_close(mean_f[1], h[1, :3].mean(0))  # [CLS] 8 [SEP]: three positions
-    with pytest.raises(ValueError, match="pooling must be 'cls' or 'mean', got 'max'"):
-        encoder_features(enc, ids, pad, "max")
+    with pytest.raises(ValueError, match=r"poolings must be a non-empty choice of 'cls' and 'mean', got \('max',\)"):
+        encoder_features(enc, ids, pad, ("max",))
     x = torch.randn(200, 3) * torch.tensor([1.0, 10.0, 0.1]) + 5
     y = (x[:, 1] > 5).long()
     head = fit_linear_head(x, y, 2)

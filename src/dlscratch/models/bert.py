@@ -28,7 +28,6 @@ from ..layers.checks import check_positive_int
 from ..layers.feedforward import MLP
 from ..layers.norms import make_norm
 from ..layers.transformer import Block
-from .decoder import gpt2_init
 
 __all__ = [
     "BertConfig",
@@ -38,6 +37,7 @@ __all__ = [
     "BertForMaskedLM",
     "BertForSequenceClassification",
     "check_labels",
+    "bert_init",
     "IGNORE_INDEX",
 ]
 
@@ -58,6 +58,7 @@ class BertConfig:
     dropout: float = 0.1  # on the embeddings, attention weights and each sublayer's output (training only)
     eps: float = 1e-12  # LayerNorm epsilon (BERT's)
     pad_id: int = 0  # the padding id: its embedding row starts at zero and gets no gradient
+    init_std: float = 0.02  # standard deviation of the initial weights (BERT's initializer_range)
     kernels: str = "written"  # "written": our attention and LayerNorm; "fused": PyTorch's kernels, same maths
 
     def __post_init__(self) -> None:
@@ -71,21 +72,31 @@ class BertConfig:
             raise ValueError(f"pad_id must be a token id in [0, vocab_size={self.vocab_size}), got pad_id={self.pad_id}")
         if self.kernels not in ("written", "fused"):
             raise ValueError(f"kernels must be 'written' or 'fused', got kernels={self.kernels!r}")
+        if not self.init_std > 0:
+            raise ValueError(f"init_std must be positive, got init_std={self.init_std!r}")
 
     @classmethod
     def cpu(cls, vocab_size: int, pad_id: int = 0) -> BertConfig:
-        r"""The chapter's CPU encoder: 2 blocks, 4 heads, 128 wide, FFN 256, 64 positions."""
-        return cls(vocab_size=vocab_size, max_position=64, n_layer=2, n_head=4, n_embd=128, ffn_dim=256, pad_id=pad_id, kernels="fused")
+        r"""The chapter's CPU encoder: 2 blocks, 4 heads, 64 wide, FFN 256, 64 positions, no dropout (a short run underfits)."""
+        return cls(vocab_size=vocab_size, max_position=64, n_layer=2, n_head=4, n_embd=64, ffn_dim=256, dropout=0.0, pad_id=pad_id, kernels="fused")
 
     @classmethod
     def gpu(cls, vocab_size: int, pad_id: int = 0) -> BertConfig:
-        r"""The chapter's GPU encoder: 4 blocks, 4 heads, 256 wide, FFN 1024, 128 positions."""
-        return cls(vocab_size=vocab_size, max_position=128, n_layer=4, n_head=4, n_embd=256, ffn_dim=1024, pad_id=pad_id, kernels="fused")
+        r"""The chapter's GPU encoder: 4 blocks, 4 heads, 256 wide, FFN 1024, 128 positions, dropout 0.1 (BERT's)."""
+        return cls(vocab_size=vocab_size, max_position=128, n_layer=4, n_head=4, n_embd=256, ffn_dim=1024, dropout=0.1, pad_id=pad_id, kernels="fused")
 
     @classmethod
     def base(cls) -> BertConfig:
         r"""BERT-base (Devlin et al., 2019): 12 blocks, 12 heads, 768 wide, WordPiece vocabulary of 30,522."""
         return cls(vocab_size=30522, max_position=512, n_layer=12, n_head=12, n_embd=768, ffn_dim=3072)
+
+
+def bert_init(module: nn.Module, std: float = 0.02) -> None:
+    r"""BERT's initialisation of one module: Linear and Embedding weights :math:`\mathcal{N}(0, \text{std}^2)`, biases 0."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
 
 
 def bert_block(c: BertConfig) -> Block:
@@ -132,7 +143,7 @@ class BertModel(nn.Module):
         \operatorname{pool}(h_L) = \tanh\bigl(W_p\, h_L[\texttt{[CLS]}] + b_p\bigr)
 
     Every position attends to every other one that is not padding (``key_padding_mask``,
-    ``True`` at padding). Weights start from :math:`\mathcal{N}(0, 0.02^2)`, biases at 0, the
+    ``True`` at padding). Weights start from :math:`\mathcal{N}(0, \sigma^2)` (``init_std``; 0.02 in BERT), biases at 0, the
     LayerNorms at :math:`\gamma = 1, \beta = 0` (BERT's initialisation). Equals Hugging Face's
     ``BertModel`` with copied weights. Chapter 26.
 
@@ -147,7 +158,7 @@ class BertModel(nn.Module):
         self.embeddings = BertEmbeddings(c)
         self.blocks = nn.ModuleList([bert_block(c) for _ in range(c.n_layer)])
         self.pooler = nn.Linear(c.n_embd, c.n_embd) if pooler else None  # W_p, b_p
-        self.apply(gpt2_init)  # N(0, 0.02^2) weights, zero biases (BERT's initializer_range)
+        self.apply(partial(bert_init, std=c.init_std))  # N(0, init_std^2) weights, zero biases
         with torch.no_grad():
             self.embeddings.word.weight[c.pad_id].zero_()  # the padding row, as nn.Embedding(padding_idx) starts it
 
@@ -191,7 +202,7 @@ class BertForMaskedLM(nn.Module):
         self.transform_norm = make_norm("layernorm", c.n_embd, kernels=c.kernels, eps=c.eps)
         self.decoder = nn.Linear(c.n_embd, c.vocab_size)  # weight tied to W_E below; bias b
         self.decoder.weight = self.bert.embeddings.word.weight  # one (V, C) tensor
-        gpt2_init(self.transform)
+        bert_init(self.transform, c.init_std)
         nn.init.zeros_(self.decoder.bias)
 
     def head(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -225,31 +236,48 @@ def check_labels(labels: torch.Tensor, n_classes: int) -> None:
 
 
 class BertForSequenceClassification(nn.Module):
-    r"""BERT with a classification head on the pooled ``[CLS]`` vector.
+    r"""BERT with a classification head on the pooled vector.
 
-    .. math:: \text{logits} = W_c\, \operatorname{Drop}(\operatorname{pool}(h_L)) + b_c \in \mathbb{R}^K
+    .. math::
 
-    Fine-tuning trains everything. :meth:`load_encoder` copies the embeddings and blocks of a pre-trained
-    :class:`BertModel` (the pooler and the head keep their fresh weights when the source has no
-    pooler). Equals Hugging Face's ``BertForSequenceClassification``. Chapter 26.
+        \text{logits} = W_c\, \operatorname{Drop}(\tanh(W_p\, v + b_p)) + b_c \in \mathbb{R}^K, \qquad
+        v = h_L[\texttt{[CLS]}] \ \text{(BERT's)} \quad \text{or} \quad
+        v = \frac{1}{|\bar{\mathcal{P}}|} \sum_{t \notin \mathcal{P}} h_L[t] \ \text{(mean over the non-padding positions)}
+
+    Fine-tuning trains everything. :meth:`load_encoder` copies the embeddings and blocks of a
+    pre-trained :class:`BertModel` (the pooler and the head keep their fresh weights when the
+    source has no pooler). With ``pooling="cls"`` it equals Hugging Face's
+    ``BertForSequenceClassification``. Chapter 26.
+
+    Args:
+        config: the encoder's sizes.
+        n_classes: :math:`K`, the labels are ``0 .. K - 1``.
+        pooling: ``"cls"`` (the ``[CLS]`` vector, BERT's) or ``"mean"`` (the mean of the
+            non-padding positions' vectors), fed to the pooler.
 
     Shape:
         - idx, token_type_ids, key_padding_mask: :math:`(B, T)`; output: :math:`(B, K)`
     """
 
-    def __init__(self, config: BertConfig, n_classes: int = 2) -> None:
+    def __init__(self, config: BertConfig, n_classes: int = 2, pooling: str = "cls") -> None:
         super().__init__()
         check_positive_int("n_classes", n_classes)
-        self.config, self.n_classes = config, n_classes
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+        self.config, self.n_classes, self.pooling = config, n_classes, pooling
         self.bert = BertModel(config, pooler=True)
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(config.n_embd, n_classes)  # W_c, b_c
-        gpt2_init(self.classifier)
+        bert_init(self.classifier, config.init_std)
 
     def forward(
         self, idx: torch.Tensor, token_type_ids: torch.Tensor | None = None, key_padding_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        pooled = self.bert.pool(self.bert(idx, token_type_ids, key_padding_mask))  # (B, C)
+        h = self.bert(idx, token_type_ids, key_padding_mask)  # (B, T, C)
+        if self.pooling == "mean":
+            keep = torch.ones_like(idx, dtype=h.dtype) if key_padding_mask is None else (~key_padding_mask).to(h.dtype)  # (B, T)
+            h = ((h * keep.unsqueeze(-1)).sum(1) / keep.sum(1, keepdim=True)).unsqueeze(1)  # (B, 1, C): the mean in [CLS]'s place
+        pooled = self.bert.pool(h)  # (B, C)
         return self.classifier(self.dropout(pooled))  # (B, K)
 
     def loss(

@@ -88,5 +88,5 @@ def hf_bert_config(c: BertConfig, **extra: Any) -> dict[str, Any]:
         vocab_size=c.vocab_size, hidden_size=c.n_embd, num_hidden_layers=c.n_layer, num_attention_heads=c.n_head,
         intermediate_size=c.ffn_dim, max_position_embeddings=c.max_position, type_vocab_size=c.type_vocab_size,
         hidden_act="gelu", hidden_dropout_prob=c.dropout, attention_probs_dropout_prob=c.dropout,
-        layer_norm_eps=c.eps, pad_token_id=c.pad_id, attn_implementation="eager", **extra,
+        layer_norm_eps=c.eps, pad_token_id=c.pad_id, initializer_range=c.init_std, attn_implementation="eager", **extra,
     )

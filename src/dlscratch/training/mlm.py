@@ -215,22 +215,26 @@ def classifier_accuracy(model: BertForSequenceClassification, ids: torch.Tensor,
 
 
 @torch.no_grad()  # not inference_mode: the features are inputs of a training step afterwards
-def encoder_features(encoder: BertModel, ids: torch.Tensor, key_padding_mask: torch.Tensor, pooling: str = "cls",
-                     batch_size: int = 512) -> torch.Tensor:
-    r"""Frozen features :math:`(N, C)`: the final ``[CLS]`` vector (``"cls"``) or the mean over the non-padding positions (``"mean"``)."""
-    if pooling not in ("cls", "mean"):
-        raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+def encoder_features(encoder: BertModel, ids: torch.Tensor, key_padding_mask: torch.Tensor,
+                     poolings: Sequence[str] = ("cls", "mean"), batch_size: int = 512) -> dict[str, torch.Tensor]:
+    r"""Frozen features :math:`(N, C)` of one pass: the final ``[CLS]`` vector (``"cls"``) and/or the mean over the non-padding positions (``"mean"``)."""
+    unknown = [p for p in poolings if p not in ("cls", "mean")]
+    if unknown or not poolings:
+        raise ValueError(f"poolings must be a non-empty choice of 'cls' and 'mean', got {tuple(poolings)!r}")
     encoder.eval()
-    out = []
+    order = (~key_padding_mask).sum(1).argsort()  # by length: less padding per batch
+    out: dict[str, list[torch.Tensor]] = {p: [] for p in poolings}
     for s in range(0, ids.size(0), batch_size):
-        x, pad = _trim(ids[s : s + batch_size], key_padding_mask[s : s + batch_size])
+        rows = order[s : s + batch_size]
+        x, pad = _trim(ids[rows], key_padding_mask[rows])
         h = encoder(x, key_padding_mask=pad)  # (b, L, C)
-        if pooling == "cls":
-            out.append(h[:, 0])
-        else:
+        if "cls" in out:
+            out["cls"].append(h[:, 0])  # (b, C)
+        if "mean" in out:
             keep = (~pad).unsqueeze(-1).to(h.dtype)  # (b, L, 1)
-            out.append((h * keep).sum(1) / keep.sum(1))  # (b, C)
-    return torch.cat(out)
+            out["mean"].append((h * keep).sum(1) / keep.sum(1))  # (b, C)
+    inverse = order.argsort()  # back to the input order
+    return {p: torch.cat(v)[inverse] for p, v in out.items()}
 
 
 def fit_linear_head(x: torch.Tensor, y: torch.Tensor, n_classes: int, *, weight_decay: float = 1e-4, steps: int = 300,
