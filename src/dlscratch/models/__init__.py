@@ -14,8 +14,8 @@ from .cnn import BasicBlock, LeNet, LeNetConfig, ResNet, ResNetConfig
 from .decoder import DecoderLM
 from .decoding import beam_search, greedy_search, length_penalty
 from .fused_decoder import FusedDecoder
-from .bert import BertConfig, BertEmbeddings, BertForMaskedLM, BertForSequenceClassification, BertModel, bert_block
-from .bert_hf import bert_state_dict_from_hf
+from .bert import BertConfig, BertEmbeddings, BertForMaskedLM, BertForSequenceClassification, BertModel, bert_block, bert_init, check_labels
+from .bert_hf import bert_state_dict_from_hf, hf_bert_config, hf_bert_name
 from .bert_inputs import batch_inputs, pack_pair
 from .block_lm import BlockLM, BlockLMConfig, block_lm_block
 from .gpt import GPT, GPTConfig, gpt_block, pool_kv_heads
@@ -92,7 +92,11 @@ __all__ = [
     "BertForMaskedLM",
     "BertForSequenceClassification",
     "bert_block",
+    "bert_init",
+    "check_labels",
     "bert_state_dict_from_hf",
+    "hf_bert_config",
+    "hf_bert_name",
     "pack_pair",
     "batch_inputs",
 ]
