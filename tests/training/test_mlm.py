@@ -136,3 +136,15 @@ def test_features_and_linear_head() -> None:
     y = (x[:, 1] > 5).long()
     head = fit_linear_head(x, y, 2)
     assert (head(x).argmax(-1) == y).float().mean() > 0.95  # the standardisation is folded into the raw-feature layer
+
+
+def test_pretraining_refuses_windows_longer_than_the_positions_and_short_streams() -> None:
+    mlm = BertForMaskedLM(TINY)
+    with pytest.raises(ValueError, match="seq_len=17 exceeds the model's max_position=16"):
+        pretrain_mlm(mlm, torch.arange(4, 40), MLMTrainConfig(steps=1, seq_len=17, warmup_steps=0),
+                     cls_id=CLS, sep_id=SEP, mask_id=MASK, special_ids=SPECIAL)
+    with pytest.raises(ValueError, match="stream of 5 tokens is shorter than a window of 6"):
+        next(mlm_batches(torch.arange(4, 9), MLMTrainConfig(seq_len=8), cls_id=CLS, sep_id=SEP, mask_id=MASK,
+                         special_ids=SPECIAL, vocab_size=V))
+    with pytest.raises(ValueError, match="warmup_steps=20 must be in"):
+        MLMTrainConfig(steps=10, warmup_steps=20)

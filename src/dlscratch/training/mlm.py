@@ -150,10 +150,9 @@ def pretrain_mlm(
         raise ValueError(f"seq_len={cfg.seq_len} exceeds the model's max_position={model.config.max_position}")
     batches = mlm_batches(stream, cfg, cls_id=cls_id, sep_id=sep_id, mask_id=mask_id, special_ids=special_ids,
                           vocab_size=model.config.vocab_size)
-    state = train(
-        model, batches, _adamw(model, cfg.lr, cfg.weight_decay), partial(warmup_cosine, warmup_steps=max(cfg.warmup_steps, 1), total_steps=cfg.steps, min_ratio=0.1),
-        steps=cfg.steps, loss_fn=lambda m, b: m.loss(b[0], b[1]), grad_clip=cfg.grad_clip, progress=False,
-    )
+    schedule = partial(warmup_cosine, warmup_steps=max(cfg.warmup_steps, 1), total_steps=cfg.steps, min_ratio=0.1)
+    state = train(model, batches, _adamw(model, cfg.lr, cfg.weight_decay), schedule, steps=cfg.steps,
+                  loss_fn=lambda m, b: m.loss(b[0], b[1]), grad_clip=cfg.grad_clip, progress=False)
     return [float(v) for v in torch.stack(state.losses).cpu()]
 
 
