@@ -204,12 +204,14 @@ def finetune_classifier(
 @torch.inference_mode()
 def classifier_accuracy(model: BertForSequenceClassification, ids: torch.Tensor, key_padding_mask: torch.Tensor,
                         labels: torch.Tensor, batch_size: int = 512) -> float:
-    r"""Accuracy of ``model`` (in eval mode) on ``(ids, labels)``."""
+    r"""Accuracy of ``model`` (in eval mode) on ``(ids, labels)``, in batches of similar length."""
     model.eval()
+    order = (~key_padding_mask).sum(1).argsort()  # by length: less padding per batch
     correct = 0
     for s in range(0, ids.size(0), batch_size):
-        x, pad = _trim(ids[s : s + batch_size], key_padding_mask[s : s + batch_size])
-        correct += int((model(x, key_padding_mask=pad).argmax(-1) == labels[s : s + batch_size]).sum())
+        rows = order[s : s + batch_size]
+        x, pad = _trim(ids[rows], key_padding_mask[rows])
+        correct += int((model(x, key_padding_mask=pad).argmax(-1) == labels[rows]).sum())
     return correct / ids.size(0)
 
 
