@@ -173,3 +173,9 @@ def test_mean_pooling_reads_the_mean_of_the_non_padding_positions() -> None:
     torch.testing.assert_close(clf(idx[:1]), clf.classifier(torch.tanh(clf.bert.pooler(clf.bert(idx[:1]).mean(1)))))
     with pytest.raises(ValueError, match="pooling must be 'cls' or 'mean', got 'max'"):
         BertForSequenceClassification(SMALL, pooling="max")
+
+
+def test_pool_without_a_pooler_is_refused() -> None:
+    enc = BertModel(SMALL, pooler=False)
+    with pytest.raises(ValueError, match="built with pooler=False"):
+        enc.pool(enc(torch.randint(1, SMALL.vocab_size, (1, 4))))

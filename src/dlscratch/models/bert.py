@@ -143,8 +143,8 @@ class BertModel(nn.Module):
         \operatorname{pool}(h_L) = \tanh\bigl(W_p\, h_L[\texttt{[CLS]}] + b_p\bigr)
 
     Every position attends to every other one that is not padding (``key_padding_mask``,
-    ``True`` at padding). Weights start from :math:`\mathcal{N}(0, \sigma^2)` (``init_std``; 0.02 in BERT), biases at 0, the
-    LayerNorms at :math:`\gamma = 1, \beta = 0` (BERT's initialisation). Equals Hugging Face's
+    ``True`` at padding). Weights start from :math:`\mathcal{N}(0, \sigma^2)` (``init_std``; 0.02
+    in BERT), biases at 0, the LayerNorms at :math:`\gamma = 1, \beta = 0` (BERT's initialisation). Equals Hugging Face's
     ``BertModel`` with copied weights. Chapter 26.
 
     Shape:
