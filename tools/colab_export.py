@@ -3,7 +3,9 @@
 Colab cannot open MyST Markdown, and sphinx-book-theme links its Colab button to ``X.ipynb``
 only when that file sits next to ``X.md`` at build time. This script writes those notebooks:
 
-* the first cell is the install cell rendered from ``_config.yml`` (it runs only in Colab);
+* the first cell is the install cell rendered from ``_config.yml`` (it runs only in Colab), pinned
+  to the commit the notebook is exported from (``git+URL@<HEAD>``), so the package a Colab reader
+  installs is the one the notebook was built against;
 * MyST-only syntax becomes Markdown that Colab renders: ``{math}`` blocks with labels become
   ``$$ ... \\tag{n}$$``, ``{eq}`` references become ``(n)``, ``{cite}`` becomes author-year text,
   ``{literalinclude}`` becomes the included code, admonitions become block quotes;
@@ -29,7 +31,7 @@ import jupytext
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from booktools import ROOT, chapter_paths, config, setup_cell_source  # noqa: E402
+from booktools import ROOT, chapter_paths, config, head_commit, setup_cell_source  # noqa: E402
 
 FENCE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w:-]+)\}\s*(?P<arg>.*)$")
 OPTION = re.compile(r"^:(?P<key>[\w-]+):\s*(?P<value>.*)$")
@@ -247,8 +249,8 @@ class Converter:
         return ROLE_OR_CODE.sub(sub, line)
 
 
-def export_chapter(md_path: Path) -> nbformat.NotebookNode:
-    """Convert one MyST chapter to a Colab-ready notebook (not written)."""
+def export_chapter(md_path: Path, ref: str | None = None) -> nbformat.NotebookNode:
+    """Convert one MyST chapter to a Colab-ready notebook (not written); its install cell pins ``ref``."""
     nb = jupytext.read(md_path)
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     if not code_cells or code_cells[0].source.strip() != setup_cell_source():
@@ -261,7 +263,7 @@ def export_chapter(md_path: Path) -> nbformat.NotebookNode:
         elif cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-    code_cells[0].source = setup_cell_source()
+    code_cells[0].source = setup_cell_source(ref)
     nb.metadata.pop("jupytext", None)
     nb.metadata["colab"] = {"provenance": [], "name": md_path.with_suffix(".ipynb").name}
     nbformat.validate(nb)
@@ -278,9 +280,12 @@ def write_atomic(nb: nbformat.NotebookNode, dest: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="convert but do not write")
+    parser.add_argument("--ref", default=None,
+                        help="commit the install cell pins (default: this checkout's HEAD; 'none' for the default branch)")
     args = parser.parse_args(argv)
+    ref = None if args.ref == "none" else (args.ref or head_commit())
     for md in chapter_paths():
-        nb = export_chapter(md)
+        nb = export_chapter(md, ref)
         if not args.check:
             write_atomic(nb, md.with_suffix(".ipynb"))
         print(f"{'checked' if args.check else 'exported'} {md.relative_to(ROOT)}")

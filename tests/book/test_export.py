@@ -8,7 +8,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from booktools import ROOT, chapter_paths, setup_cell_source
+from booktools import ROOT, chapter_paths, head_commit, repo_url, setup_cell_source
 from colab_export import ROLE_OR_CODE, Converter, ExportError, export_chapter
 
 MYST_FENCE = re.compile(r"^\s*(```|:::)\{", re.M)
@@ -27,6 +27,16 @@ def test_exported_chapter_is_valid_and_plain(md: Path) -> None:
             prose = CODE_BLOCK.sub("", cell.source)
             roles = [m.group(0) for m in ROLE_OR_CODE.finditer(prose) if m.group("role")]  # not inside `code`
             assert not roles and not MYST_FENCE.search(prose), f"MyST syntax left in {md.name}: {roles}\n{prose[:400]}"
+
+
+def test_exported_install_cell_pins_the_commit() -> None:
+    md = chapter_paths()[0]
+    ref = "0123456789abcdef0123456789abcdef01234567"
+    first = next(c for c in export_chapter(md, ref).cells if c.cell_type == "code")
+    assert first.source == setup_cell_source(ref)
+    assert first.source.endswith(f'git+{repo_url()}@{ref}"')
+    head = head_commit()
+    assert head is None or re.fullmatch(r"[0-9a-f]{40}", head)
 
 
 def _convert(text: str, tmp_path: Path) -> str:
