@@ -10,7 +10,9 @@
    at start-up, as in Colab, so the notebook's first cell installs the package; git is told to
    fetch the repository URL from this checkout's committed HEAD, so nothing but that cell provides
    ``dlscratch``.
-3. **Rendering.** Headless Chromium loads every chapter page from a local server and the DOM it
+3. **Downloads.** The executed notebook each page offers for download prints a cell's text once
+   (see ``tools/dlscratch_streams.py``).
+4. **Rendering.** Headless Chromium loads every chapter page from a local server and the DOM it
    produces must contain MathJax output, and every figure the page shows must exist.
 
 Usage: ``python tools/check_site.py [--skip-colab-run | --colab-all] [--skip-browser]``.
@@ -187,6 +189,25 @@ def check_rendering() -> list[str]:
     return errors
 
 
+def check_downloads() -> list[str]:
+    """Each page's downloadable executed notebook shows a cell's printed text once, as the page does."""
+    errors = []
+    for md in chapter_paths():
+        rel = md.relative_to(ROOT).with_suffix(".ipynb")
+        path = ROOT / "_build" / "jupyter_execute" / rel
+        if not path.is_file():
+            errors.append(f"{rel}: no executed notebook in _build/jupyter_execute")
+            continue
+        nb = nbformat.read(path, as_version=4)
+        for i, cell in enumerate(nb.cells):
+            names = [o.name for o in cell.get("outputs", []) if o.output_type == "stream"]
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                errors.append(f"{rel}: cell {i} has {len(names)} stream outputs ({', '.join(repeated)} repeated); "
+                              "the downloaded notebook would print lines twice")
+    return errors
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="checks on the built site")
     runs = parser.add_mutually_exclusive_group()
@@ -197,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     if not HTML.is_dir():
         print(f"{HTML} does not exist: run `make book` first", file=sys.stderr)
         return 1
-    errors = check_colab_links()
+    errors = check_colab_links() + check_downloads()
     if not args.skip_browser:
         errors += check_rendering()
     if not args.skip_colab_run:
