@@ -5,6 +5,7 @@ The repository URL lives in ``_config.yml`` only; everything here derives from i
 
 from __future__ import annotations
 
+import re
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -55,6 +56,15 @@ def head_commit() -> str | None:
     run = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "HEAD"], capture_output=True, text=True)
     ref = run.stdout.strip()
     return ref if run.returncode == 0 and len(ref) == 40 else None
+
+
+def chapter_number(docname: str | Path) -> int | None:
+    """The chapter number of a chapter's docname or path (``.../ch17_gpt`` -> 17), else ``None``.
+
+    Equations are numbered per chapter, ``(17.3)``, on the site and in the Colab notebooks alike.
+    """
+    m = re.match(r"ch(\d+)_", Path(docname).name)
+    return int(m.group(1)) if m else None
 
 
 def toc_docnames() -> list[str]:

@@ -31,7 +31,7 @@ import jupytext
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from booktools import ROOT, chapter_paths, config, head_commit, setup_cell_source  # noqa: E402
+from booktools import ROOT, chapter_number, chapter_paths, config, head_commit, setup_cell_source  # noqa: E402
 
 FENCE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w:-]+)\}\s*(?P<arg>.*)$")
 OPTION = re.compile(r"^:(?P<key>[\w-]+):\s*(?P<value>.*)$")
@@ -129,11 +129,19 @@ def _literalinclude(md_path: Path, arg: str, options: dict[str, str]) -> list[st
 
 
 class Converter:
-    """Rewrites the Markdown cells of one chapter; equation numbers run over the whole chapter."""
+    """Rewrites the Markdown cells of one chapter; equation numbers run over the whole chapter.
+
+    In a chapter file (``chNN_*.md``) equation ``k`` is numbered ``NN.k``, as on the site.
+    """
 
     def __init__(self, md_path: Path) -> None:
         self.md_path = md_path
-        self.equations: dict[str, int] = {}
+        self.equations: dict[str, str] = {}
+        chapter = chapter_number(md_path)
+        self._prefix = f"{chapter}." if chapter is not None else ""
+
+    def _next_number(self) -> str:
+        return f"{self._prefix}{len(self.equations) + 1}"
 
     # --- pass 1: number the labelled equations in order of appearance
     def number_equations(self, cells: list[str]) -> None:
@@ -147,10 +155,10 @@ class Converter:
                         if not o:
                             break
                         if o.group("key") == "label":
-                            self.equations[o.group("value").strip()] = len(self.equations) + 1
+                            self.equations[o.group("value").strip()] = self._next_number()
                 d = DOLLAR_LABEL.match(line.strip()) if line.strip().startswith("$$") else None
                 if d:
-                    self.equations[d.group("label")] = len(self.equations) + 1
+                    self.equations[d.group("label")] = self._next_number()
 
     # --- pass 2: rewrite
     def convert(self, text: str) -> str:

@@ -111,3 +111,28 @@ def test_dropdown_becomes_details(tmp_path: Path) -> None:
     out = _convert("```{dropdown} Solution\nUse $x^2$, as in {cite}`vaswani2017attention`.\n```", tmp_path)
     assert out.startswith("<details><summary>Solution</summary>")
     assert "Use $x^2$, as in (Vaswani et al., 2017)." in out and out.rstrip().endswith("</details>")
+
+
+def test_equations_are_numbered_per_chapter(tmp_path: Path) -> None:
+    text = "```{math}\n:label: eq-a\na = b\n```\n\n```{math}\n:label: eq-b\nb = c\n```\n\nBy {eq}`eq-b`.\n"
+    conv = Converter(tmp_path / "book" / "part4" / "ch17_gpt.md")
+    conv.number_equations([text])
+    out = conv.convert(text)
+    assert "\\tag{17.1}" in out and "\\tag{17.2}" in out and "By (17.2)." in out
+
+
+def test_site_equations_are_renumbered_per_chapter() -> None:
+    import dlscratch_equations
+
+    class Env:
+        toc_fignumbers = {
+            "book/part4_transformer/ch17_gpt": {"displaymath": {"eq-x": (124,), "eq-w": (123,)}, "figure": {"f": (9,)}},
+            "book/intro": {"displaymath": {"eq-i": (1,)}},
+        }
+
+    env = Env()
+    changed = dlscratch_equations.renumber(None, env)  # type: ignore[arg-type]
+    assert changed == ["book/part4_transformer/ch17_gpt"]
+    assert env.toc_fignumbers["book/part4_transformer/ch17_gpt"]["displaymath"] == {"eq-w": (17, 1), "eq-x": (17, 2)}
+    assert env.toc_fignumbers["book/part4_transformer/ch17_gpt"]["figure"] == {"f": (9,)}
+    assert env.toc_fignumbers["book/intro"]["displaymath"] == {"eq-i": (1,)}
