@@ -225,7 +225,7 @@ def decoder_lm_diagram(model: nn.Module) -> Figure:
     if tied:  # one (V, C) tensor serves as the embedding and as the head
         left.plot([-1.8, -2.05, -2.05, -1.8], [ys[0], ys[0], ys[4], ys[4]], ls="--", color=INK, lw=1.0)
         left.text(-2.15, (ys[0] + ys[4]) / 2, "same\n(V, C)\ntensor", fontsize=7.5, color=INK, ha="right", va="center")
-    _frame(left, (-2.9, 2.1), (-0.1, ys[-1] + 0.6), f"{type(model).__name__}: {L} blocks")
+    _frame(left, (-2.9, 2.1), (-0.1, ys[-1] + 0.6), f"{type(model).__name__}: {L} block{'s' if L != 1 else ''}")
     block_diagram(model.blocks[0], ax=right, title="each block")
     return fig
 
