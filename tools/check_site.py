@@ -13,7 +13,8 @@
 3. **Downloads.** The executed notebook each page offers for download prints a cell's text once
    (see ``tools/dlscratch_streams.py``).
 4. **Rendering.** Headless Chromium loads every chapter page from a local server and the DOM it
-   produces must contain MathJax output, and every figure the page shows must exist.
+   produces must contain MathJax output, and every figure the page shows must exist and be
+   opaque (the book's white card, readable on the light and the dark theme alike).
 
 Usage: ``python tools/check_site.py [--skip-colab-run | --colab-all] [--skip-browser]``.
 """
@@ -183,10 +184,28 @@ def check_rendering() -> list[str]:
             if not figures:
                 errors.append(f"{url}: no figure in the rendered page")
             errors += [f"{url}: figure {s} does not exist" for s in missing]
+            errors += [f"{url}: figure {s} {problem}" for s in figures if s not in missing
+                       for problem in [_figure_problem((page.parent / unquote(s)).resolve())] if problem]
     finally:
         server.shutdown()
         shutil.rmtree(profile, ignore_errors=True)
     return errors
+
+
+def _figure_problem(path: Path) -> str | None:
+    """Why a figure would not read on both themes: a transparent pixel lets the page show through.
+
+    The book's style draws every figure on an opaque white card with dark ink, so it reads the
+    same on the light and the dark theme; a PNG with any transparency breaks that promise.
+    """
+    if path.suffix.lower() != ".png":
+        return None
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(path)
+    if img.ndim == 3 and img.shape[2] == 4 and float(img[..., 3].min()) < 1.0:
+        return "has transparent pixels: on the dark theme its dark ink would sit on a dark page"
+    return None
 
 
 def check_downloads() -> list[str]:
