@@ -92,7 +92,7 @@ def train_run(
         raise ValueError(f"the budget buys {d:.0f} tokens, {steps} steps of {per_step} tokens; need at least 2 steps")
     warmup = max(1, min(20, steps // 10))
     cfg = LMTrainConfig(batch_size=batch_size, steps=steps, lr=lr, warmup_steps=warmup, min_lr_ratio=0.1, seed=seed,
-                        bf16=dev.type == "cuda" and torch.cuda.is_bf16_supported())
+                        bf16=dev.type == "cuda" and torch.cuda.get_device_capability(dev)[0] >= 8)
     hist = train_sequence_lm(model, train_tokens, cfg)
     val = evaluate_sequence_nll(model, val_tokens, config.block_size, batch_size=256)
     seen = steps * per_step
