@@ -9,7 +9,7 @@ Introduced in chapter 29, *Scaling laws*.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
@@ -34,9 +34,6 @@ class ScalingRun:
     flops: float  # 6 N D with N = n_params
     val_loss: float  # mean validation NLL, nats per token
     train_seconds: float  # wall-clock training time (not part of the budget)
-
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
 
 
 def ladder_config(n_layer: int, n_embd: int, vocab_size: int, block_size: int) -> GPTConfig:
