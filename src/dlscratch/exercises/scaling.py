@@ -32,7 +32,7 @@ def _close(a: float, b: float, rel: float = 1e-6) -> bool:
 
 @exercise("scaling.flops_per_token")
 def check_flops_per_token(answer: Any) -> None:
-    r"""Training FLOPs per token of the GPT of ``FLOP_CONFIG``: :math:`3\,(24LC^2 + 4LTC + 2VC)`."""
+    r"""Training FLOPs per token of the GPT of ``FLOP_CONFIG``: :math:`3\,(24Ld^2 + 4LTd + 2Vd)`."""
     got = require_number(answer, "the FLOPs per token")
     c = FLOP_CONFIG
     L, C, T, V = c["n_layer"], c["n_embd"], c["block_size"], c["vocab_size"]
@@ -44,12 +44,12 @@ def check_flops_per_token(answer: Any) -> None:
     if _close(got, 6 * 12 * L * C**2):
         raise AssertionError("that is 6N with Kaplan's non-embedding N: add the attention over T positions and the head.")
     if _close(got, 6 * (12 * L * C**2 + V * C)):
-        raise AssertionError("that is 6N with the head counted; add the attention scores and their weighted sum, 4TC per block forward.")
+        raise AssertionError("that is 6N with the head counted; add the attention scores and their weighted sum, 4Td per block forward.")
     if _close(got, want - 6 * V * C):
-        raise AssertionError("the head (tied to the embedding, but still a V x C matmul) costs 2VC per token forward.")
+        raise AssertionError("the head (tied to the embedding, but still a V x C matmul) costs 2Vd per token forward.")
     if _close(got, want - 6 * L * T * C):
-        raise AssertionError("the causal mask does not skip the masked scores: count the full T x T, 4TC per block forward.")
-    raise AssertionError(f"{got:,.0f} is not it: per block 24C^2 (projections and MLP) + 4TC (attention), plus 2VC for the head, forward; x3 to train.")
+        raise AssertionError("the causal mask does not skip the masked scores: count the full T x T, 4Td per block forward.")
+    raise AssertionError(f"{got:,.0f} is not it: per block 24d^2 (projections and MLP) + 4Td (attention), plus 2Vd for the head (d = n_embd), forward; x3 to train.")
 
 
 @exercise("scaling.chinchilla_n_opt")
