@@ -1,4 +1,4 @@
-r"""Training: the one loop and its callbacks, evaluation, the sentiment baselines, checkpoints and mechanics, and the results ledger."""
+r"""Training: the one loop and its callbacks, evaluation, the sentiment baselines, checkpoints and mechanics, and the results ledger, scaling-law fits."""
 
 from .baselines import SentimentBaselines, sentiment_baselines
 from .callbacks import Callback, Evaluate, ProgressBar
@@ -8,6 +8,21 @@ from .evaluate import mean_nll
 from .ledger import MIME_TYPE, RESULTS, Result, record
 from .lm import LMTrainConfig, evaluate_sequence_nll, random_windows, split_text, train_sequence_lm, window_plan
 from .loop import part2_schedule, random_examples, train, train_lm
+from .scaling import (
+    CHINCHILLA,
+    ChinchillaLaw,
+    IsoFLOPFit,
+    PowerLaw,
+    bootstrap_power_law,
+    counted_flops,
+    fit_chinchilla,
+    fit_isoflop,
+    fit_power_law,
+    gpt_flops_per_token,
+    parameter_counts,
+    training_flops,
+)
+from .scaling_runs import ScalingRun, ladder_config, train_run
 from .mechanics import DynamicLossScaler, accumulate_gradients, clip_grad_norm
 from .state import TrainState
 
@@ -47,4 +62,19 @@ __all__ = [
     "split_text",
     "train_sequence_lm",
     "window_plan",
+    "CHINCHILLA",
+    "ChinchillaLaw",
+    "IsoFLOPFit",
+    "PowerLaw",
+    "bootstrap_power_law",
+    "counted_flops",
+    "fit_chinchilla",
+    "fit_isoflop",
+    "fit_power_law",
+    "gpt_flops_per_token",
+    "parameter_counts",
+    "training_flops",
+    "ScalingRun",
+    "ladder_config",
+    "train_run",
 ]
