@@ -142,3 +142,14 @@ def test_fine_tune_config_refuses_bad_values() -> None:
         FineTuneConfig(epochs=0)
     with pytest.raises(ValueError, match="warmup_fraction"):
         FineTuneConfig(warmup_fraction=1.0)
+
+
+def test_fine_tune_and_scoring_refuse_mismatched_inputs() -> None:
+    clf = GPT1Classifier(tiny(), 2, EXTRACT)
+    ids, lengths, labels = batch()
+    with pytest.raises(ValueError, match="as many lengths and labels as rows .* got 4, 4, 3"):
+        fine_tune(clf, ids, lengths, labels[:3], FineTuneConfig())
+    with pytest.raises(ValueError, match="as many prompts as continuations .* got 2 and 1"):
+        continuation_logprobs(tiny(), [[1], [2]], [[3]])
+    with pytest.raises(ValueError, match="aux_weight .* got aux_weight=-0.5"):
+        GPT1Classifier(tiny(), 2, EXTRACT, aux_weight=-0.5)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dlscratch.models.gpt import GPT, GPTConfig
-from dlscratch.models.gpt2_hf import from_hf_gpt2_state_dict, gpt2_config_from_hf, load_gpt2_state
+from dlscratch.models.gpt2_hf import from_hf_gpt2_state_dict, gpt2_config_from_hf, load_gpt2_state, openai_gpt_config_from_hf
 from dlscratch.models.hf_io import load_hf_folder, read_hf_config
 from dlscratch.models.llama import LLaMA, LlamaConfig
 from dlscratch.models.llama_hf import export_hf, read_safetensors, write_safetensors
@@ -109,7 +109,7 @@ def test_default_gpt_keeps_chapter_17s_parts() -> None:
 # ---------------------------------------------------------------- bad input
 def test_folder_of_another_model_type_is_refused(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8}))
-    with pytest.raises(ValueError, match="model_type='bert'.*expected one of \\('gpt2', 'llama'\\)"):
+    with pytest.raises(ValueError, match="model_type='bert'.*expected one of \\('gpt2', 'openai-gpt', 'llama'\\)"):
         load_hf_folder(tmp_path)
 
 
@@ -158,3 +158,45 @@ def test_unknown_gpt2_size_is_refused() -> None:
         GPTConfig.gpt2("huge")
     with pytest.raises(ValueError, match="activation must be 'gelu' or 'gelu_tanh', got activation='relu'"):
         GPTConfig(activation="relu")
+
+
+def hf_openai_gpt(n_layer: int, n_head: int, n_embd: int) -> torch.nn.Module:
+    cfg = transformers.OpenAIGPTConfig(vocab_size=61, n_positions=24, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
+                                       resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    hf = transformers.OpenAIGPTLMHeadModel(cfg).double().eval()
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return hf
+
+
+@pytest.mark.parametrize("n_layer, n_head, n_embd", [(2, 4, 48), (1, 1, 8)])
+def test_gpt1_form_equals_openai_gpt_lm_head_model(n_layer: int, n_head: int, n_embd: int, tmp_path: Path) -> None:
+    hf = hf_openai_gpt(n_layer, n_head, n_embd)
+    hf.save_pretrained(tmp_path)
+    ours = load_hf_folder(tmp_path)
+    assert not ours.config.norm_first and isinstance(ours.norm_f, torch.nn.Identity)
+    x, y = torch.randint(0, 61, (3, 24)), torch.randint(0, 61, (3, 24))
+    logits, loss = ours(x, y)
+    theirs = hf(input_ids=x).logits
+    torch.testing.assert_close(logits, theirs, rtol=0, atol=1e-10)
+    loss.backward()
+    torch.nn.functional.cross_entropy(theirs.flatten(0, 1), y.flatten()).backward()
+    grads = from_hf_gpt2_state_dict({k: p.grad for k, p in hf.named_parameters()}, ours.config)
+    for k, p in ours.named_parameters():
+        torch.testing.assert_close(p.grad, grads[k], rtol=0, atol=1e-10, msg=lambda m, k=k: f"{k}: {m}")
+
+
+def test_openai_gpt_config_refuses_other_activations() -> None:
+    with pytest.raises(ValueError, match="afn='relu'"):
+        openai_gpt_config_from_hf({"model_type": "openai-gpt", "afn": "relu"})
+    with pytest.raises(ValueError, match="model_type='gpt2'"):
+        openai_gpt_config_from_hf({"model_type": "gpt2"})
+
+
+def test_gpt_folder_loader_refuses_other_model_types(tmp_path: Path) -> None:
+    from dlscratch.models.gpt2_hf import load_gpt_folder
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    with pytest.raises(ValueError, match="expected model_type 'gpt2' or 'openai-gpt', got model_type='llama'"):
+        load_gpt_folder(tmp_path)

@@ -17,7 +17,7 @@ from .fused_decoder import FusedDecoder
 from .block_lm import BlockLM, BlockLMConfig, block_lm_block
 from .gpt import GPT, GPTConfig, gpt_block, pool_kv_heads
 from .gpt1 import GPT1Classifier, gpt1_input
-from .gpt2_hf import load_gpt2_folder
+from .gpt2_hf import load_gpt_folder
 from .hf_io import load_hf_folder
 from .llama import LLaMA, LlamaConfig, ladder, llama_block
 from .llama_hf import export_hf
@@ -73,7 +73,7 @@ __all__ = [
     "pool_kv_heads",
     "GPT1Classifier",
     "gpt1_input",
-    "load_gpt2_folder",
+    "load_gpt_folder",
     "load_hf_folder",
     "continuation_logprobs",
     "label_word_scores",

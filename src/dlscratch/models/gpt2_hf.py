@@ -1,4 +1,4 @@
-r"""GPT-2 in Hugging Face's format: ``GPT2LMHeadModel``'s names and layout, read into our :class:`~dlscratch.models.gpt.GPT`.
+r"""GPT-2 (and GPT-1) in Hugging Face's format: ``GPT2LMHeadModel``'s names and layout, read into our :class:`~dlscratch.models.gpt.GPT`.
 
 Hugging Face's GPT-2 keeps OpenAI's TensorFlow layout. Its projections are ``Conv1D`` modules,
 which compute :math:`y = x W + b` with ``W`` of shape ``(in, out)``: the *transpose* of an
@@ -19,6 +19,8 @@ matrix and cuts ``c_attn`` in three:
 Names may carry a ``transformer.`` prefix (``save_pretrained`` of ``GPT2LMHeadModel``) or not
 (OpenAI's original upload); old checkpoints also store each layer's causal mask
 (``h.{i}.attn.bias``, ``h.{i}.attn.masked_bias``), which is not a weight and is skipped.
+GPT-1 (``OpenAIGPTLMHeadModel``, ``model_type`` ``"openai-gpt"``) has the same blocks and names,
+post-LN, with ``tokens_embed`` and ``positions_embed`` for ``wte`` and ``wpe`` and no ``ln_f``.
 Chapter 27, *GPT-1 and GPT-2*.
 """
 
@@ -34,11 +36,12 @@ import torch
 from .gpt import GPT, GPTConfig
 from .llama_hf import read_safetensors
 
-__all__ = ["gpt2_config_from_hf", "from_hf_gpt2_state_dict", "load_gpt2_state", "load_gpt2_folder"]
+__all__ = ["gpt2_config_from_hf", "openai_gpt_config_from_hf", "from_hf_gpt2_state_dict", "load_gpt2_state", "load_gpt_folder"]
 
 # Hugging Face's activation names -> ours (the tanh approximation has three names there)
 _ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_tanh", "gelu": "gelu"}
 _BUFFERS = (".attn.bias", ".attn.masked_bias")  # causal masks stored by old checkpoints, not weights
+_ALIASES = {"tokens_embed.weight": "wte.weight", "positions_embed.weight": "wpe.weight"}  # GPT-1's names
 
 
 def gpt2_config_from_hf(hf: dict[str, Any]) -> GPTConfig:
@@ -71,6 +74,25 @@ def gpt2_config_from_hf(hf: dict[str, Any]) -> GPTConfig:
     )
 
 
+def openai_gpt_config_from_hf(hf: dict[str, Any]) -> GPTConfig:
+    r"""Our GPT-1-form :class:`~dlscratch.models.gpt.GPTConfig` (post-LN, no final norm) for an ``OpenAIGPTConfig`` ``config.json``.
+
+    Raises:
+        ValueError: for a ``model_type`` other than ``"openai-gpt"`` or an activation other than
+            its ``"gelu"`` (which ``transformers`` computes with the tanh approximation).
+    """
+    if hf.get("model_type") != "openai-gpt":
+        raise ValueError(f"expected a GPT-1 config (model_type 'openai-gpt'), got model_type={hf.get('model_type')!r}")
+    if hf.get("afn", "gelu") != "gelu":
+        raise ValueError(f"expected afn 'gelu' (GPT-1's tanh GELU), got afn={hf.get('afn')!r}")
+    return GPTConfig(
+        vocab_size=hf.get("vocab_size", 40478), block_size=hf.get("n_positions", 512), n_layer=hf.get("n_layer", 12),
+        n_head=hf.get("n_head", 12), n_embd=hf.get("n_embd", 768), dropout=0.0, bias=True, activation="gelu_tanh",
+        norm_first=False, norm_eps=hf.get("layer_norm_epsilon", 1e-5), tie_embeddings=hf.get("tie_word_embeddings", True),
+        scale_residual_init=False,
+    )
+
+
 def from_hf_gpt2_state_dict(state: dict[str, torch.Tensor], config: GPTConfig) -> dict[str, torch.Tensor]:
     r"""A ``GPT2LMHeadModel`` state dict (or its gradients) under our names and in our layout.
 
@@ -84,6 +106,7 @@ def from_hf_gpt2_state_dict(state: dict[str, torch.Tensor], config: GPTConfig) -
     out: dict[str, torch.Tensor] = {}
     for name, t in state.items():
         name = name.removeprefix("transformer.")
+        name = _ALIASES.get(name, name)
         if name.endswith(_BUFFERS):
             continue
         parts = name.split(".")
@@ -126,14 +149,23 @@ def load_gpt2_state(state: dict[str, torch.Tensor], config: GPTConfig) -> GPT:
     return model.eval()
 
 
-def load_gpt2_folder(folder: str | os.PathLike[str]) -> GPT:
-    r"""Read a Hugging Face GPT-2 folder (``config.json`` and ``model.safetensors``) into our GPT.
+_CONFIGS = {"gpt2": gpt2_config_from_hf, "openai-gpt": openai_gpt_config_from_hf}
+
+
+def load_gpt_folder(folder: str | os.PathLike[str]) -> GPT:
+    r"""Read a Hugging Face GPT-2 or GPT-1 folder (``config.json`` and ``model.safetensors``) into our GPT.
 
     The safetensors file is read by :func:`~dlscratch.models.llama_hf.read_safetensors`; nothing
     here imports ``transformers``. Returns the model in ``eval()`` mode, in the checkpoint's dtype.
+
+    Raises:
+        ValueError: if ``model_type`` is neither ``"gpt2"`` nor ``"openai-gpt"``, or the weights are missing.
     """
     folder = Path(folder)
-    config = gpt2_config_from_hf(json.loads((folder / "config.json").read_text(encoding="utf-8")))
+    hf = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    if hf.get("model_type") not in _CONFIGS:
+        raise ValueError(f"expected model_type 'gpt2' or 'openai-gpt', got model_type={hf.get('model_type')!r}")
+    config = _CONFIGS[hf["model_type"]](hf)
     weights = folder / "model.safetensors"
     if not weights.is_file():
         raise ValueError(f"expected the weights in {weights}, found {sorted(p.name for p in folder.iterdir())}")

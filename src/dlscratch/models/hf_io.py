@@ -1,8 +1,8 @@
 r"""One entry point for Hugging Face folders: :func:`load_hf_folder` reads ``model_type`` and builds our model.
 
 A Hugging Face model folder holds ``config.json`` (whose ``model_type`` names the architecture)
-and ``model.safetensors``. ``"gpt2"`` loads into :class:`~dlscratch.models.gpt.GPT` through
-:mod:`~dlscratch.models.gpt2_hf` (chapter 27); ``"llama"`` into
+and ``model.safetensors``. ``"gpt2"`` (and GPT-1's ``"openai-gpt"``) loads into
+:class:`~dlscratch.models.gpt.GPT` through :mod:`~dlscratch.models.gpt2_hf` (chapter 27); ``"llama"`` into
 :class:`~dlscratch.models.llama.LLaMA` through :mod:`~dlscratch.models.llama_hf` (chapter 21).
 Anything else is refused with its ``model_type`` named. Chapter 27, *GPT-1 and GPT-2*.
 """
@@ -17,13 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from .gpt2_hf import load_gpt2_folder
+from .gpt2_hf import load_gpt_folder
 from .llama import LLaMA, LlamaConfig
 from .llama_hf import from_hf_state_dict, read_safetensors
 
 __all__ = ["HF_MODEL_TYPES", "read_hf_config", "llama_config_from_hf", "load_llama_folder", "load_hf_folder"]
 
-HF_MODEL_TYPES = ("gpt2", "llama")  # the model_type values load_hf_folder reads
+HF_MODEL_TYPES = ("gpt2", "openai-gpt", "llama")  # the model_type values load_hf_folder reads
 
 
 def read_hf_config(folder: str | os.PathLike[str]) -> dict[str, Any]:
@@ -80,14 +80,14 @@ def load_llama_folder(folder: str | os.PathLike[str]) -> LLaMA:
 
 
 def load_hf_folder(folder: str | os.PathLike[str]) -> nn.Module:
-    r"""Our model for a Hugging Face folder, by its ``model_type``: GPT-2 -> GPT, LLaMA -> LLaMA.
+    r"""Our model for a Hugging Face folder, by its ``model_type``: GPT-2 and GPT-1 -> GPT, LLaMA -> LLaMA.
 
     Raises:
         ValueError: naming the folder's ``model_type`` and the ones we read, for any other architecture.
     """
     model_type = read_hf_config(folder).get("model_type")
-    if model_type == "gpt2":
-        return load_gpt2_folder(folder)
+    if model_type in ("gpt2", "openai-gpt"):
+        return load_gpt_folder(folder)
     if model_type == "llama":
         return load_llama_folder(folder)
     raise ValueError(f"cannot load model_type={model_type!r} from {folder}: expected one of {HF_MODEL_TYPES}")
