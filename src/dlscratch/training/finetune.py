@@ -51,6 +51,7 @@ def length_buckets(lengths: torch.Tensor, batch_size: int, generator: torch.Gene
     Every example appears once. Rows of a batch are then padded to nearly the same length, which
     saves most of the padding's computation, while the batches still come in random order.
     """
+    lengths = lengths.cpu()  # the indices are drawn on the CPU
     N = lengths.numel()
     order = torch.randperm(N, generator=generator)  # (N,)
     batches = []
