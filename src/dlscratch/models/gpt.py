@@ -32,7 +32,7 @@ __all__ = ["GPTConfig", "gpt_block", "GPT", "pool_kv_heads"]
 
 @dataclass(frozen=True)
 class GPTConfig:
-    r"""Sizes of a GPT. Presets: :meth:`cpu` (the chapter's) and :meth:`gpu` (nanoGPT's recipe)."""
+    r"""Sizes of a GPT. Presets: :meth:`cpu` (chapter 17's), :meth:`gpu` (nanoGPT's recipe), :meth:`gpt1` and :meth:`gpt2` (the papers', chapter 27)."""
 
     vocab_size: int = 65  # V: distinct tokens (65 characters in TinyShakespeare)
     block_size: int = 64  # longest context the model accepts (rows of the position table)
