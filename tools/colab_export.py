@@ -148,10 +148,10 @@ class Converter:
         for text in cells:
             lines = text.splitlines()
             for i, line in enumerate(lines):
-                m = FENCE.match(line)
+                m = FENCE.match(line.strip())  # a directive may be indented (inside a list item)
                 if m and m.group("name") == "math":
                     for opt in lines[i + 1 :]:
-                        o = OPTION.match(opt)
+                        o = OPTION.match(opt.strip())
                         if not o:
                             break
                         if o.group("key") == "label":
@@ -187,7 +187,8 @@ class Converter:
                 if i >= len(lines):
                     raise ExportError(f"{self.md_path}: unclosed {{{name}}} block")
                 i += 1  # the closing fence
-                out.extend(self._directive(name, arg, options, body))
+                indent = line[: len(line) - len(line.lstrip())]  # keep a list item's indentation
+                out.extend(indent + x if x else x for x in self._directive(name, arg, options, body))
                 continue
             if TARGET.match(line.strip()):
                 i += 1

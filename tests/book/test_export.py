@@ -136,3 +136,11 @@ def test_site_equations_are_renumbered_per_chapter() -> None:
     assert env.toc_fignumbers["book/part4_transformer/ch17_gpt"]["displaymath"] == {"eq-w": (17, 1), "eq-x": (17, 2)}
     assert env.toc_fignumbers["book/part4_transformer/ch17_gpt"]["figure"] == {"f": (9,)}
     assert env.toc_fignumbers["book/intro"]["displaymath"] == {"eq-i": (1,)}
+
+
+def test_an_indented_directive_inside_a_list_item_is_numbered_and_kept_in_the_item(tmp_path: Path) -> None:
+    text = "1. **Item.** Text:\n\n   ```{math}\n   :label: eq-in\n   a = b\n   ```\n\n   See {eq}`eq-in`.\n"
+    conv = Converter(tmp_path / "book" / "x" / "ch27_x.md")
+    conv.number_equations([text])
+    out = conv.convert(text)
+    assert "   $$" in out and "a = b \\tag{27.1}" in out and "See (27.1)." in out

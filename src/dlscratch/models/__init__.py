@@ -16,6 +16,9 @@ from .decoding import beam_search, greedy_search, length_penalty
 from .fused_decoder import FusedDecoder
 from .block_lm import BlockLM, BlockLMConfig, block_lm_block
 from .gpt import GPT, GPTConfig, gpt_block, pool_kv_heads
+from .gpt1 import GPT1Classifier, gpt1_input
+from .gpt2_hf import load_gpt_folder
+from .hf_io import load_hf_folder
 from .llama import LLaMA, LlamaConfig, ladder, llama_block
 from .llama_hf import export_hf
 from .mamba import Mamba, MambaConfig
@@ -29,6 +32,7 @@ from .sampling import sample_logits, sample_sequences, sample_words, top_k_filte
 from .seq2seq import AdditiveAttention, Seq2Seq, Seq2SeqConfig
 from .seq2seq_transformer import Seq2SeqTransformer, Seq2SeqTransformerConfig
 from .wavenet import WaveNet, WaveNetConfig
+from .zero_shot import continuation_logprobs, label_word_scores
 
 __all__ = [
     "BigramCounts",
@@ -67,6 +71,12 @@ __all__ = [
     "GPT",
     "gpt_block",
     "pool_kv_heads",
+    "GPT1Classifier",
+    "gpt1_input",
+    "load_gpt_folder",
+    "load_hf_folder",
+    "continuation_logprobs",
+    "label_word_scores",
     "PositionLMConfig",
     "PositionLM",
     "BlockLMConfig",

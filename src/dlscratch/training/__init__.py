@@ -5,6 +5,7 @@ from .callbacks import Callback, Evaluate, ProgressBar
 from .checkpoint import checkpoint_config, load_checkpoint, read_checkpoint, save_checkpoint
 from .classify import History, accuracy, confusion_matrix, epoch_batches, evaluate_classifier, fit_classifier, predict
 from .evaluate import mean_nll
+from .finetune import FineTuneConfig, classifier_accuracy, fine_tune, length_buckets
 from .ledger import MIME_TYPE, RESULTS, Result, record
 from .lm import LMTrainConfig, evaluate_sequence_nll, random_windows, split_text, train_sequence_lm, window_plan
 from .loop import part2_schedule, random_examples, train, train_lm
@@ -34,6 +35,10 @@ __all__ = [
     "Result",
     "record",
     "mean_nll",
+    "FineTuneConfig",
+    "fine_tune",
+    "classifier_accuracy",
+    "length_buckets",
     "TrainState",
     "train",
     "Callback",
