@@ -10,6 +10,7 @@ from .lm import LMTrainConfig, evaluate_sequence_nll, random_windows, split_text
 from .loop import part2_schedule, random_examples, train, train_lm
 from .mechanics import DynamicLossScaler, accumulate_gradients, clip_grad_norm
 from .state import TrainState
+from .text2text import T5_SPECIALS, Text2TextBatch, encode_text2text, exact_match, sentinel_ids, seq2seq_loss, t5_tokenizer, train_text2text
 
 __all__ = [
     "SentimentBaselines",
@@ -47,4 +48,12 @@ __all__ = [
     "split_text",
     "train_sequence_lm",
     "window_plan",
+    "T5_SPECIALS",
+    "t5_tokenizer",
+    "sentinel_ids",
+    "Text2TextBatch",
+    "encode_text2text",
+    "seq2seq_loss",
+    "train_text2text",
+    "exact_match",
 ]
