@@ -101,8 +101,8 @@ def train_text2text(model: nn.Module, batch_at: Callable[[int], tuple[torch.Tens
         \eta_W(t) = \eta\, s(t) \max\bigl(\epsilon, \operatorname{RMS}(W_t)\bigr)
 
     with the schedule :math:`s(t)` and :math:`\epsilon` = ``min_scale``: T5's embedding, drawn
-    with standard deviation 1, moves as fast, relative to its size, as a :math:`W_Q` drawn 30
-    times smaller. ``batch_at(step)`` gives ``(src, tgt_in, tgt_out)``.
+    with standard deviation 1, moves as fast, relative to its size, as a :math:`W_Q` drawn
+    :math:`\sqrt{C\, d_{kv}}` times smaller. ``batch_at(step)`` gives ``(src, tgt_in, tgt_out)``.
 
     Returns:
         The training loss of every step.
@@ -129,8 +129,9 @@ def train_text2text(model: nn.Module, batch_at: Callable[[int], tuple[torch.Tens
         loss.backward()
         nn.utils.clip_grad_norm_(params, clip)
         with torch.no_grad():
-            for group, p in zip(opt.param_groups, params):
-                group["lr"] = lr * schedule(step) * max(min_scale, p.pow(2).mean().sqrt().item())
+            norms = torch.stack(torch._foreach_norm(params)).tolist()  # one transfer for all tensors
+        for group, p, norm in zip(opt.param_groups, params, norms):
+            group["lr"] = lr * schedule(step) * max(min_scale, norm / p.numel() ** 0.5)  # eta s(t) max(eps, RMS(W))
         opt.step()
         losses.append(loss.item())
     model.eval()
