@@ -1,4 +1,4 @@
-r"""Models built from the package's layers: n-gram, MLP and WaveNet language models, classifiers, CNNs, recurrent and Transformer models, GPT.
+r"""Models built from the package's layers: n-gram, MLP and WaveNet language models, classifiers, CNNs, recurrent and Transformer models, GPT, T5.
 
 Seeding rule: every model draws its initial weights from torch's global generator, as
 :mod:`torch.nn` layers do, so ``dlscratch.utils.seed_everything(seed)`` just before building it
@@ -31,6 +31,16 @@ from .rnn_lm import CharLSTM, CharLSTMConfig, build_sequences
 from .sampling import sample_logits, sample_sequences, sample_words, top_k_filter, top_p_filter
 from .seq2seq import AdditiveAttention, Seq2Seq, Seq2SeqConfig
 from .seq2seq_transformer import Seq2SeqTransformer, Seq2SeqTransformerConfig
+from .span_corruption import (
+    SpanCounts,
+    expected_iid_target_length,
+    iid_noise_mask,
+    random_spans_noise_mask,
+    sentinel_spans,
+    span_corruption,
+    span_counts,
+)
+from .t5 import T5, T5Config
 from .wavenet import WaveNet, WaveNetConfig
 from .zero_shot import continuation_logprobs, label_word_scores
 
@@ -93,4 +103,13 @@ __all__ = [
     "active_parameters",
     "MambaConfig",
     "Mamba",
+    "T5Config",
+    "T5",
+    "SpanCounts",
+    "span_counts",
+    "random_spans_noise_mask",
+    "iid_noise_mask",
+    "sentinel_spans",
+    "span_corruption",
+    "expected_iid_target_length",
 ]

@@ -26,6 +26,7 @@ from .scaling import (
 from .scaling_runs import ScalingRun, ladder_config, train_run
 from .mechanics import DynamicLossScaler, accumulate_gradients, clip_grad_norm
 from .state import TrainState
+from .text2text import T5_SPECIALS, Text2TextBatch, encode_text2text, exact_match, sentinel_ids, seq2seq_loss, t5_tokenizer, train_text2text
 
 __all__ = [
     "SentimentBaselines",
@@ -82,4 +83,12 @@ __all__ = [
     "ScalingRun",
     "ladder_config",
     "train_run",
+    "T5_SPECIALS",
+    "t5_tokenizer",
+    "sentinel_ids",
+    "Text2TextBatch",
+    "encode_text2text",
+    "seq2seq_loss",
+    "train_text2text",
+    "exact_match",
 ]
