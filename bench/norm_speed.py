@@ -7,7 +7,7 @@ Prints a table; asserts nothing. Usage::
 For every width C it times one forward and one backward pass (input gradient and gain gradient)
 of ``dlscratch``'s written ``LayerNorm`` and ``RMSNorm`` and of their fused twins
 (``F.layer_norm``, ``F.rms_norm``), interleaved, best of ``--repeats``
-(:func:`dlscratch.training.timing.time_forward_backward`), on a ``(rows, C)`` input, and prints
+(:func:`dlscratch.training.cost.time_forward_backward`), on a ``(rows, C)`` input, and prints
 the ratio LayerNorm time / RMSNorm time of each pair: above 1 means RMSNorm is faster. Chapter
 20 records the written pair's ratio as ``norm.rmsnorm.speedup``.
 """
@@ -20,7 +20,7 @@ import platform
 import torch
 
 from dlscratch.layers import FusedLayerNorm, FusedRMSNorm, LayerNorm, RMSNorm
-from dlscratch.training.timing import time_forward_backward
+from dlscratch.training.cost import time_forward_backward
 
 
 def cpu_name() -> str:

@@ -5,6 +5,8 @@ The repository URL lives in ``_config.yml`` only; everything here derives from i
 
 from __future__ import annotations
 
+import re
+import subprocess
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -32,15 +34,37 @@ def colab_branch() -> str:
     return str(config()["repository"].get("branch", "main"))
 
 
-def setup_cell_source() -> str:
-    """The exact source of every chapter's first (hidden) code cell."""
+def setup_cell_source(ref: str | None = None) -> str:
+    """The exact source of every chapter's first (hidden) code cell.
+
+    The chapters' sources install the repository's default branch; an exported notebook passes
+    ``ref``, the commit it was exported from, so a reader opening it in Colab installs exactly the
+    package that its text and code were written against (``git+URL@<commit>``).
+    """
+    pin = f"@{ref}" if ref else ""
     return (
         "# Colab setup: in Google Colab, install this book's package (elsewhere this cell does nothing).\n"
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
-        f'    %pip install --quiet "dlscratch @ git+{repo_url()}"'
+        f'    %pip install --quiet "dlscratch @ git+{repo_url()}{pin}"'
     )
+
+
+def head_commit() -> str | None:
+    """The full hash of this checkout's ``HEAD``, or ``None`` outside a git checkout."""
+    run = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "HEAD"], capture_output=True, text=True)
+    ref = run.stdout.strip()
+    return ref if run.returncode == 0 and len(ref) == 40 else None
+
+
+def chapter_number(docname: str | Path) -> int | None:
+    """The chapter number of a chapter's docname or path (``.../ch17_gpt`` -> 17), else ``None``.
+
+    Equations are numbered per chapter, ``(17.3)``, on the site and in the Colab notebooks alike.
+    """
+    m = re.match(r"ch(\d+)_", Path(docname).name)
+    return int(m.group(1)) if m else None
 
 
 def toc_docnames() -> list[str]:

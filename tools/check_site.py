@@ -10,8 +10,11 @@
    at start-up, as in Colab, so the notebook's first cell installs the package; git is told to
    fetch the repository URL from this checkout's committed HEAD, so nothing but that cell provides
    ``dlscratch``.
-3. **Rendering.** Headless Chromium loads every chapter page from a local server and the DOM it
-   produces must contain MathJax output, and every figure the page shows must exist.
+3. **Downloads.** The executed notebook each page offers for download prints a cell's text once
+   (see ``tools/dlscratch_streams.py``).
+4. **Rendering.** Headless Chromium loads every chapter page from a local server and the DOM it
+   produces must contain MathJax output, and every figure the page shows must exist and be
+   opaque (the book's white card, readable on the light and the dark theme alike).
 
 Usage: ``python tools/check_site.py [--skip-colab-run | --colab-all] [--skip-browser]``.
 """
@@ -181,9 +184,46 @@ def check_rendering() -> list[str]:
             if not figures:
                 errors.append(f"{url}: no figure in the rendered page")
             errors += [f"{url}: figure {s} does not exist" for s in missing]
+            errors += [f"{url}: figure {s} {problem}" for s in figures if s not in missing
+                       for problem in [_figure_problem((page.parent / unquote(s)).resolve())] if problem]
     finally:
         server.shutdown()
         shutil.rmtree(profile, ignore_errors=True)
+    return errors
+
+
+def _figure_problem(path: Path) -> str | None:
+    """Why a figure would not read on both themes: a transparent pixel lets the page show through.
+
+    The book's style draws every figure on an opaque white card with dark ink, so it reads the
+    same on the light and the dark theme; a PNG with any transparency breaks that promise.
+    """
+    if path.suffix.lower() != ".png":
+        return None
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(path)
+    if img.ndim == 3 and img.shape[2] == 4 and float(img[..., 3].min()) < 1.0:
+        return "has transparent pixels: on the dark theme its dark ink would sit on a dark page"
+    return None
+
+
+def check_downloads() -> list[str]:
+    """Each page's downloadable executed notebook shows a cell's printed text once, as the page does."""
+    errors = []
+    for md in chapter_paths():
+        rel = md.relative_to(ROOT).with_suffix(".ipynb")
+        path = ROOT / "_build" / "jupyter_execute" / rel
+        if not path.is_file():
+            errors.append(f"{rel}: no executed notebook in _build/jupyter_execute")
+            continue
+        nb = nbformat.read(path, as_version=4)
+        for i, cell in enumerate(nb.cells):
+            names = [o.name for o in cell.get("outputs", []) if o.output_type == "stream"]
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                errors.append(f"{rel}: cell {i} has {len(names)} stream outputs ({', '.join(repeated)} repeated); "
+                              "the downloaded notebook would print lines twice")
     return errors
 
 
@@ -197,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     if not HTML.is_dir():
         print(f"{HTML} does not exist: run `make book` first", file=sys.stderr)
         return 1
-    errors = check_colab_links()
+    errors = check_colab_links() + check_downloads()
     if not args.skip_browser:
         errors += check_rendering()
     if not args.skip_colab_run:

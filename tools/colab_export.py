@@ -3,7 +3,9 @@
 Colab cannot open MyST Markdown, and sphinx-book-theme links its Colab button to ``X.ipynb``
 only when that file sits next to ``X.md`` at build time. This script writes those notebooks:
 
-* the first cell is the install cell rendered from ``_config.yml`` (it runs only in Colab);
+* the first cell is the install cell rendered from ``_config.yml`` (it runs only in Colab), pinned
+  to the commit the notebook is exported from (``git+URL@<HEAD>``), so the package a Colab reader
+  installs is the one the notebook was built against;
 * MyST-only syntax becomes Markdown that Colab renders: ``{math}`` blocks with labels become
   ``$$ ... \\tag{n}$$``, ``{eq}`` references become ``(n)``, ``{cite}`` becomes author-year text,
   ``{literalinclude}`` becomes the included code, admonitions become block quotes;
@@ -29,7 +31,7 @@ import jupytext
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from booktools import ROOT, chapter_paths, config, setup_cell_source  # noqa: E402
+from booktools import ROOT, chapter_number, chapter_paths, config, head_commit, setup_cell_source  # noqa: E402
 
 FENCE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w:-]+)\}\s*(?P<arg>.*)$")
 OPTION = re.compile(r"^:(?P<key>[\w-]+):\s*(?P<value>.*)$")
@@ -127,28 +129,36 @@ def _literalinclude(md_path: Path, arg: str, options: dict[str, str]) -> list[st
 
 
 class Converter:
-    """Rewrites the Markdown cells of one chapter; equation numbers run over the whole chapter."""
+    """Rewrites the Markdown cells of one chapter; equation numbers run over the whole chapter.
+
+    In a chapter file (``chNN_*.md``) equation ``k`` is numbered ``NN.k``, as on the site.
+    """
 
     def __init__(self, md_path: Path) -> None:
         self.md_path = md_path
-        self.equations: dict[str, int] = {}
+        self.equations: dict[str, str] = {}
+        chapter = chapter_number(md_path)
+        self._prefix = f"{chapter}." if chapter is not None else ""
+
+    def _next_number(self) -> str:
+        return f"{self._prefix}{len(self.equations) + 1}"
 
     # --- pass 1: number the labelled equations in order of appearance
     def number_equations(self, cells: list[str]) -> None:
         for text in cells:
             lines = text.splitlines()
             for i, line in enumerate(lines):
-                m = FENCE.match(line)
+                m = FENCE.match(line.strip())  # a directive may be indented (inside a list item)
                 if m and m.group("name") == "math":
                     for opt in lines[i + 1 :]:
-                        o = OPTION.match(opt)
+                        o = OPTION.match(opt.strip())
                         if not o:
                             break
                         if o.group("key") == "label":
-                            self.equations[o.group("value").strip()] = len(self.equations) + 1
+                            self.equations[o.group("value").strip()] = self._next_number()
                 d = DOLLAR_LABEL.match(line.strip()) if line.strip().startswith("$$") else None
                 if d:
-                    self.equations[d.group("label")] = len(self.equations) + 1
+                    self.equations[d.group("label")] = self._next_number()
 
     # --- pass 2: rewrite
     def convert(self, text: str) -> str:
@@ -177,7 +187,8 @@ class Converter:
                 if i >= len(lines):
                     raise ExportError(f"{self.md_path}: unclosed {{{name}}} block")
                 i += 1  # the closing fence
-                out.extend(self._directive(name, arg, options, body))
+                indent = line[: len(line) - len(line.lstrip())]  # keep a list item's indentation
+                out.extend(indent + x if x else x for x in self._directive(name, arg, options, body))
                 continue
             if TARGET.match(line.strip()):
                 i += 1
@@ -247,8 +258,8 @@ class Converter:
         return ROLE_OR_CODE.sub(sub, line)
 
 
-def export_chapter(md_path: Path) -> nbformat.NotebookNode:
-    """Convert one MyST chapter to a Colab-ready notebook (not written)."""
+def export_chapter(md_path: Path, ref: str | None = None) -> nbformat.NotebookNode:
+    """Convert one MyST chapter to a Colab-ready notebook (not written); its install cell pins ``ref``."""
     nb = jupytext.read(md_path)
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     if not code_cells or code_cells[0].source.strip() != setup_cell_source():
@@ -261,7 +272,7 @@ def export_chapter(md_path: Path) -> nbformat.NotebookNode:
         elif cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-    code_cells[0].source = setup_cell_source()
+    code_cells[0].source = setup_cell_source(ref)
     nb.metadata.pop("jupytext", None)
     nb.metadata["colab"] = {"provenance": [], "name": md_path.with_suffix(".ipynb").name}
     nbformat.validate(nb)
@@ -278,9 +289,12 @@ def write_atomic(nb: nbformat.NotebookNode, dest: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="convert but do not write")
+    parser.add_argument("--ref", default=None,
+                        help="commit the install cell pins (default: this checkout's HEAD; 'none' for the default branch)")
     args = parser.parse_args(argv)
+    ref = None if args.ref == "none" else (args.ref or head_commit())
     for md in chapter_paths():
-        nb = export_chapter(md)
+        nb = export_chapter(md, ref)
         if not args.check:
             write_atomic(nb, md.with_suffix(".ipynb"))
         print(f"{'checked' if args.check else 'exported'} {md.relative_to(ROOT)}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from booktools import ROOT, chapter_paths, setup_cell_source
+from booktools import ROOT, chapter_paths, head_commit, repo_url, setup_cell_source
 from colab_export import ROLE_OR_CODE, Converter, ExportError, export_chapter
 
 MYST_FENCE = re.compile(r"^\s*(```|:::)\{", re.M)
@@ -27,6 +27,16 @@ def test_exported_chapter_is_valid_and_plain(md: Path) -> None:
             prose = CODE_BLOCK.sub("", cell.source)
             roles = [m.group(0) for m in ROLE_OR_CODE.finditer(prose) if m.group("role")]  # not inside `code`
             assert not roles and not MYST_FENCE.search(prose), f"MyST syntax left in {md.name}: {roles}\n{prose[:400]}"
+
+
+def test_exported_install_cell_pins_the_commit() -> None:
+    md = chapter_paths()[0]
+    ref = "0123456789abcdef0123456789abcdef01234567"
+    first = next(c for c in export_chapter(md, ref).cells if c.cell_type == "code")
+    assert first.source == setup_cell_source(ref)
+    assert first.source.endswith(f'git+{repo_url()}@{ref}"')
+    head = head_commit()
+    assert head is None or re.fullmatch(r"[0-9a-f]{40}", head)
 
 
 def _convert(text: str, tmp_path: Path) -> str:
@@ -101,3 +111,36 @@ def test_dropdown_becomes_details(tmp_path: Path) -> None:
     out = _convert("```{dropdown} Solution\nUse $x^2$, as in {cite}`vaswani2017attention`.\n```", tmp_path)
     assert out.startswith("<details><summary>Solution</summary>")
     assert "Use $x^2$, as in (Vaswani et al., 2017)." in out and out.rstrip().endswith("</details>")
+
+
+def test_equations_are_numbered_per_chapter(tmp_path: Path) -> None:
+    text = "```{math}\n:label: eq-a\na = b\n```\n\n```{math}\n:label: eq-b\nb = c\n```\n\nBy {eq}`eq-b`.\n"
+    conv = Converter(tmp_path / "book" / "part4" / "ch17_gpt.md")
+    conv.number_equations([text])
+    out = conv.convert(text)
+    assert "\\tag{17.1}" in out and "\\tag{17.2}" in out and "By (17.2)." in out
+
+
+def test_site_equations_are_renumbered_per_chapter() -> None:
+    import dlscratch_equations
+
+    class Env:
+        toc_fignumbers = {
+            "book/part4_transformer/ch17_gpt": {"displaymath": {"eq-x": (124,), "eq-w": (123,)}, "figure": {"f": (9,)}},
+            "book/intro": {"displaymath": {"eq-i": (1,)}},
+        }
+
+    env = Env()
+    changed = dlscratch_equations.renumber(None, env)  # type: ignore[arg-type]
+    assert changed == ["book/part4_transformer/ch17_gpt"]
+    assert env.toc_fignumbers["book/part4_transformer/ch17_gpt"]["displaymath"] == {"eq-w": (17, 1), "eq-x": (17, 2)}
+    assert env.toc_fignumbers["book/part4_transformer/ch17_gpt"]["figure"] == {"f": (9,)}
+    assert env.toc_fignumbers["book/intro"]["displaymath"] == {"eq-i": (1,)}
+
+
+def test_an_indented_directive_inside_a_list_item_is_numbered_and_kept_in_the_item(tmp_path: Path) -> None:
+    text = "1. **Item.** Text:\n\n   ```{math}\n   :label: eq-in\n   a = b\n   ```\n\n   See {eq}`eq-in`.\n"
+    conv = Converter(tmp_path / "book" / "x" / "ch27_x.md")
+    conv.number_equations([text])
+    out = conv.convert(text)
+    assert "   $$" in out and "a = b \\tag{27.1}" in out and "See (27.1)." in out

@@ -22,12 +22,14 @@ def test_record_fields_and_target() -> None:
     assert up.met_target is False
     assert record("demo.x", 1, unit="x", display=False).met_target is None
     assert ledger.RESULTS[-3:] == [r, up, ledger.RESULTS[-1]]
+    assert record("demo.alpha_N", 0.1, unit="exponent", display=False).key == "demo.alpha_N"  # a symbol's capital
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"key": "NoDots"}, "'NoDots'"),
+        ({"key": "Scaling.alpha_N"}, "lowercase topic"),
         ({"key": "a.b", "value": math.nan}, "finite"),
         ({"key": "a.b", "value": torch.ones(2)}, r"shape \(2,\)"),
         ({"key": "a.b", "value": "fast"}, "'fast'"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
@@ -175,3 +176,28 @@ def test_train_seconds_synchronise_the_device(monkeypatch: pytest.MonkeyPatch) -
     assert devices == [torch.device("cpu")] * 2  # before the clock starts and before it stops
     assert 0 < state.train_seconds <= state.seconds
 
+
+
+def test_evaluate_stop_at_ends_the_run_at_the_target_and_times_training_alone() -> None:
+    from dlscratch.training import Evaluate
+
+    model = _model()
+    X, Y = _task()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-2)
+
+    def accuracy(m) -> dict[str, float]:
+        time.sleep(0.05)  # a slow evaluation must not count as training time
+        return {"acc": (m(X).argmax(-1) == Y).float().mean().item()}
+
+    clock = Evaluate(5, accuracy, "acc", mode="max", stop_at=0.9)
+    state = train(model, random_examples(X, Y, 64, seed=0), opt, steps=2000, callbacks=[clock], progress=False)
+    assert clock.reached and state.step == clock.steps[-1] < 2000
+    assert clock.results[-1]["acc"] >= 0.9 and all(r["acc"] < 0.9 for r in clock.results[:-1])
+    assert len(clock.seconds) == len(clock.steps) and clock.seconds == sorted(clock.seconds)
+    assert clock.seconds[-1] <= state.train_seconds + 1e-6
+    assert state.untimed_seconds >= 0.05 * len(clock.results)  # evaluations were excluded
+    never = Evaluate(5, lambda m: {"acc": 0.0}, "acc", mode="max", stop_at=0.9)
+    other = _model(1)
+    opt = torch.optim.Adam(other.parameters(), lr=3e-2)
+    state = train(other, random_examples(X, Y, 64, seed=0), opt, steps=20, callbacks=[never], progress=False)
+    assert not never.reached and state.step == 20

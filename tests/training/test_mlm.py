@@ -12,7 +12,7 @@ from dlscratch.models.bert import IGNORE_INDEX, BertConfig, BertForMaskedLM, Ber
 from dlscratch.models.bert_inputs import batch_inputs
 from dlscratch.training.mlm import (
     MLMTrainConfig,
-    classifier_accuracy,
+    bert_accuracy,
     encoder_features,
     finetune_classifier,
     fit_linear_head,
@@ -101,7 +101,7 @@ def test_pretraining_lowers_the_loss_and_fine_tuning_learns_a_rule() -> None:
     ids, pad = batch_inputs(seqs, cls_id=CLS, sep_id=SEP, pad_id=PAD, max_len=12)
     clf = BertForSequenceClassification(mlm.config).load_encoder(mlm.bert)
     finetune_classifier(clf, ids, pad, y, epochs=15, batch_size=16, lr=1e-2)
-    assert classifier_accuracy(clf, ids, pad, y) > 0.9
+    assert bert_accuracy(clf, ids, pad, y) > 0.9
 
 
 def test_fine_tuning_refuses_a_label_outside_the_set() -> None:

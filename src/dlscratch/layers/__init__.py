@@ -38,6 +38,7 @@ from .positional import (
     sinusoidal_encoding,
     sinusoidal_frequencies,
 )
+from .relative_position import RelativePositionBias, relative_position_bucket
 from .rope import RoPE, apply_rope, apply_rope_complex, apply_rope_interleaved, rope_angles, rope_permutation, rotate_half
 from .scan import SCANS, blelloch_scan, hillis_steele_scan, sequential_scan
 from .ssm import causal_convolution, discretize_euler, discretize_zoh, s4d_real, selective_scan, ssm_kernel, ssm_recurrence
@@ -124,6 +125,8 @@ __all__ = [
     "alibi_slopes",
     "alibi_bias",
     "ALiBi",
+    "relative_position_bucket",
+    "RelativePositionBias",
     # state-space models and scans
     "sequential_scan",
     "hillis_steele_scan",

@@ -1,4 +1,4 @@
-r"""Models built from the package's layers: n-gram, MLP and WaveNet language models, classifiers, CNNs, recurrent and Transformer models, GPT, BERT.
+r"""Models built from the package's layers: n-gram, MLP and WaveNet language models, classifiers, CNNs, recurrent and Transformer models, GPT, T5, BERT.
 
 Seeding rule: every model draws its initial weights from torch's global generator, as
 :mod:`torch.nn` layers do, so ``dlscratch.utils.seed_everything(seed)`` just before building it
@@ -19,6 +19,9 @@ from .bert_hf import bert_state_dict_from_hf, hf_bert_config, hf_bert_name
 from .bert_inputs import batch_inputs, pack_pair
 from .block_lm import BlockLM, BlockLMConfig, block_lm_block
 from .gpt import GPT, GPTConfig, gpt_block, pool_kv_heads
+from .gpt1 import GPT1Classifier, gpt1_input
+from .gpt2_hf import load_gpt_folder
+from .hf_io import load_hf_folder
 from .llama import LLaMA, LlamaConfig, ladder, llama_block
 from .llama_hf import export_hf
 from .mamba import Mamba, MambaConfig
@@ -31,7 +34,18 @@ from .rnn_lm import CharLSTM, CharLSTMConfig, build_sequences
 from .sampling import sample_logits, sample_sequences, sample_words, top_k_filter, top_p_filter
 from .seq2seq import AdditiveAttention, Seq2Seq, Seq2SeqConfig
 from .seq2seq_transformer import Seq2SeqTransformer, Seq2SeqTransformerConfig
+from .span_corruption import (
+    SpanCounts,
+    expected_iid_target_length,
+    iid_noise_mask,
+    random_spans_noise_mask,
+    sentinel_spans,
+    span_corruption,
+    span_counts,
+)
+from .t5 import T5, T5Config
 from .wavenet import WaveNet, WaveNetConfig
+from .zero_shot import continuation_logprobs, label_word_scores
 
 __all__ = [
     "BigramCounts",
@@ -70,6 +84,12 @@ __all__ = [
     "GPT",
     "gpt_block",
     "pool_kv_heads",
+    "GPT1Classifier",
+    "gpt1_input",
+    "load_gpt_folder",
+    "load_hf_folder",
+    "continuation_logprobs",
+    "label_word_scores",
     "PositionLMConfig",
     "PositionLM",
     "BlockLMConfig",
@@ -86,6 +106,15 @@ __all__ = [
     "active_parameters",
     "MambaConfig",
     "Mamba",
+    "T5Config",
+    "T5",
+    "SpanCounts",
+    "span_counts",
+    "random_spans_noise_mask",
+    "iid_noise_mask",
+    "sentinel_spans",
+    "span_corruption",
+    "expected_iid_target_length",
     "BertConfig",
     "BertEmbeddings",
     "BertModel",

@@ -65,14 +65,21 @@ class DecoderLM(nn.Module):
         r"""The input of the first block for tokens at positions ``offset ...``: :math:`(B, T) \to (B, T, C)`."""
         raise NotImplementedError
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        B, T = idx.shape
+    def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
+        r"""The final norm's output :math:`\operatorname{N}(h_L)`, :math:`(B, T) \to (B, T, C)`: what the head reads.
+
+        A fine-tuning head (chapter 27) reads it too.
+        """
         offset = self.cache_length()  # tokens already in the caches (0 without)
-        self.check_length(offset, T)
+        self.check_length(offset, idx.size(1))
         x = self.embed(idx, offset)  # (B, T, C)
         for block in self.blocks:
             x = block(x, is_causal=True)  # (B, T, C)
-        logits = self.lm_head(self.norm_f(x))  # (B, T, C) -> (B, T, V)
+        return self.norm_f(x)  # (B, T, C)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, T = idx.shape
+        logits = self.lm_head(self.hidden_states(idx))  # (B, T, C) -> (B, T, V)
         if targets is None:
             return logits, None
         return logits, F.cross_entropy(logits.view(B * T, -1), targets.reshape(B * T), ignore_index=-1)

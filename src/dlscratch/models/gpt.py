@@ -32,7 +32,7 @@ __all__ = ["GPTConfig", "gpt_block", "GPT", "pool_kv_heads"]
 
 @dataclass(frozen=True)
 class GPTConfig:
-    r"""Sizes of a GPT. Presets: :meth:`cpu` (the chapter's) and :meth:`gpu` (nanoGPT's recipe)."""
+    r"""Sizes of a GPT. Presets: :meth:`cpu` (chapter 17's), :meth:`gpu` (nanoGPT's recipe), :meth:`gpt1` and :meth:`gpt2` (the papers', chapter 27)."""
 
     vocab_size: int = 65  # V: distinct tokens (65 characters in TinyShakespeare)
     block_size: int = 64  # longest context the model accepts (rows of the position table)
@@ -44,6 +44,11 @@ class GPTConfig:
     dropout: float = 0.0  # on attention weights, residual branches and embeddings (training only)
     bias: bool = False  # biases in the Linear and LayerNorm layers (nanoGPT's recipe: none)
     kernels: str = "written"  # "written": our attention and LayerNorm; "fused": PyTorch's kernels, same maths
+    activation: str = "gelu"  # the MLP's: "gelu" (exact, nanoGPT) or "gelu_tanh" (GPT-1 and GPT-2's approximation; chapter 27)
+    norm_first: bool = True  # pre-LN blocks and a final LayerNorm (GPT-2); False: post-LN, no final norm (GPT-1; chapter 27)
+    norm_eps: float = 1e-5  # every LayerNorm's epsilon (GPT-2: 1e-5)
+    tie_embeddings: bool = True  # the head shares the token embedding W_E (GPT-1, GPT-2); False: its own (V, C) matrix
+    scale_residual_init: bool = True  # residual projections from N(0, (0.02 / sqrt(2L))^2) (GPT-2); False: N(0, 0.02^2) (GPT-1)
 
     def __post_init__(self) -> None:
         _check_config(self)
@@ -68,6 +73,25 @@ class GPTConfig:
         r"""nanoGPT's ``shakespeare_char`` recipe: 6 layers, 6 heads, 384 wide, block 256, dropout 0.2."""
         return cls(vocab_size=vocab_size, block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2)
 
+    @classmethod
+    def gpt1(cls, vocab_size: int = 40478) -> GPTConfig:
+        r"""GPT-1 (Radford et al., 2018): 12 post-LN blocks, 768 wide, 512 positions, 40,478 BPE tokens. Chapter 27."""
+        return cls(vocab_size=vocab_size, block_size=512, n_layer=12, n_head=12, n_embd=768, dropout=0.1, bias=True,
+                   activation="gelu_tanh", norm_first=False, scale_residual_init=False)
+
+    @classmethod
+    def gpt2(cls, size: str = "small") -> GPTConfig:
+        r"""GPT-2 (Radford et al., 2019) of ``size`` small (124M), medium, large or xl (1.5B): pre-LN, 1,024 positions, 50,257 tokens.
+
+        Chapter 27. The sizes are those of Hugging Face's ``gpt2``, ``gpt2-medium``, ``gpt2-large``, ``gpt2-xl``.
+        """
+        sizes = {"small": (12, 12, 768), "medium": (24, 16, 1024), "large": (36, 20, 1280), "xl": (48, 25, 1600)}
+        if size not in sizes:
+            raise ValueError(f"GPT-2 size must be one of {sorted(sizes)}, got size={size!r}")
+        n_layer, n_head, n_embd = sizes[size]
+        return cls(vocab_size=50257, block_size=1024, n_layer=n_layer, n_head=n_head, n_embd=n_embd, dropout=0.1, bias=True,
+                   activation="gelu_tanh")
+
 
 def _check_config(c: GPTConfig) -> None:
     for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -86,18 +110,23 @@ def _check_config(c: GPTConfig) -> None:
         raise ValueError(f"dropout must be in [0, 1), got dropout={c.dropout!r}")
     if c.kernels not in ("written", "fused"):
         raise ValueError(f"kernels must be 'written' or 'fused', got kernels={c.kernels!r}")
+    if c.activation not in ("gelu", "gelu_tanh"):
+        raise ValueError(f"activation must be 'gelu' or 'gelu_tanh', got activation={c.activation!r}")
+    if not c.norm_eps > 0:
+        raise ValueError(f"norm_eps must be positive, got norm_eps={c.norm_eps!r}")
 
 
 def gpt_block(c: GPTConfig) -> Block:
-    r"""One GPT block: pre-LN, causal attention (GQA and a sliding window if configured), a GELU MLP four times as wide."""
+    r"""One GPT block: pre-LN (post-LN for GPT-1), causal attention (GQA and a sliding window if configured), a GELU MLP four times as wide."""
     attn = MultiHeadAttention(c.n_embd, c.n_head, c.n_kv_head, bias=c.bias, dropout=c.dropout, causal=True,
                               window=c.window, attend="sdpa" if c.kernels == "fused" else "written")
-    mlp = MLP(c.n_embd, 4 * c.n_embd, activation="gelu", bias=c.bias)
-    return Block(attn, mlp, partial(make_norm, "layernorm", c.n_embd, kernels=c.kernels, bias=c.bias), dropout=c.dropout)
+    mlp = MLP(c.n_embd, 4 * c.n_embd, activation=c.activation, bias=c.bias)
+    norm = partial(make_norm, "layernorm", c.n_embd, kernels=c.kernels, eps=c.norm_eps, bias=c.bias)
+    return Block(attn, mlp, norm, norm_first=c.norm_first, dropout=c.dropout)
 
 
 class GPT(DecoderLM):
-    r"""GPT-2's decoder: learned positions, ``n_layer`` :func:`gpt_block`\ s, LayerNorm, tied head.
+    r"""GPT-2's decoder: learned positions, ``n_layer`` :func:`gpt_block`\ s, LayerNorm, tied head (GPT-1's with ``norm_first=False``).
 
     .. math::
 
@@ -107,7 +136,10 @@ class GPT(DecoderLM):
     The head reuses the token embedding :math:`W_E` (weight tying, Press & Wolf, 2017). Linear
     and embedding weights start from :math:`\mathcal{N}(0, 0.02^2)`, the output projection of
     every residual branch from :math:`\mathcal{N}(0, (0.02/\sqrt{2L})^2)`, biases at 0 (GPT-2).
-    Chapter 17, *GPT*.
+    With ``norm_first=False`` the blocks are post-LN and there is no final norm (GPT-1:
+    :math:`\text{logits} = h_L W_E^\top`); ``tie_embeddings`` and ``scale_residual_init`` switch
+    the tying and the scaled initialisation off. Chapter 17, *GPT*; the GPT-1 and GPT-2 forms,
+    chapter 27.
     """
 
     def __init__(self, config: GPTConfig) -> None:
@@ -116,11 +148,14 @@ class GPT(DecoderLM):
         self.wte = nn.Embedding(c.vocab_size, c.n_embd)  # token embedding W_E, (V, C)
         self.wpe = nn.Embedding(c.block_size, c.n_embd)  # position embedding W_P, (block, C)
         self.blocks = nn.ModuleList([gpt_block(c) for _ in range(c.n_layer)])
-        self.norm_f = make_norm("layernorm", c.n_embd, kernels=c.kernels, bias=c.bias)
+        # pre-LN: a final LayerNorm; post-LN (GPT-1): every block already ends with one
+        self.norm_f = make_norm("layernorm", c.n_embd, kernels=c.kernels, eps=c.norm_eps, bias=c.bias) if c.norm_first else nn.Identity()
         self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
-        self.lm_head.weight = self.wte.weight  # weight tying: one (V, C) tensor
+        if c.tie_embeddings:
+            self.lm_head.weight = self.wte.weight  # weight tying: one (V, C) tensor
         self.apply(gpt2_init)  # N(0, 0.02^2) weights, zero biases
-        self.scale_residual_init()  # then the residual projections, N(0, (0.02 / sqrt(2L))^2)
+        if c.scale_residual_init:
+            self.scale_residual_init()  # then the residual projections, N(0, (0.02 / sqrt(2L))^2)
 
     def embed(self, idx: torch.Tensor, offset: int) -> torch.Tensor:
         r"""Token plus position embeddings of the tokens at positions ``offset ... offset + T - 1``."""

@@ -59,7 +59,10 @@ class Evaluate(Callback):
     compared with the best so far (lowest for ``mode="min"``; only a strict improvement counts,
     so ties keep the earlier evaluation). When ``patience`` evaluations pass without one, the run
     stops. With ``keep_best`` the model ends with the weights (and buffers) of the best
-    evaluation.
+    evaluation. With ``stop_at`` the run stops at the first evaluation whose monitored value
+    reaches it (:math:`\ge` for ``"max"``, :math:`\le` for ``"min"``), so ``seconds[-1]``
+    is the training time needed to reach a target (chapter 16 races a Transformer against an RNN
+    this way).
 
     Args:
         every: updates between evaluations (0: only after the last).
@@ -69,6 +72,7 @@ class Evaluate(Callback):
         patience: evaluations without improvement before stopping; ``None`` never stops.
         keep_best: restore the best evaluation's weights at the end.
         on_eval: called after each evaluation, e.g. to write a checkpoint.
+        stop_at: a target value of ``monitor``; reaching it ends the run (``None``: never).
     """
 
     def __init__(
@@ -80,12 +84,15 @@ class Evaluate(Callback):
         patience: int | None = None,
         keep_best: bool = False,
         on_eval: Callable[[TrainState, dict[str, float]], None] | None = None,
+        stop_at: float | None = None,
     ) -> None:
         if every < 0 or mode not in ("min", "max") or (patience is not None and patience < 1):
             raise ValueError(f"need every >= 0, mode 'min' or 'max', patience None or >= 1; got {every=}, {mode=}, {patience=}")
         self.every, self.evaluate, self.monitor, self.mode = every, evaluate, monitor, mode
-        self.patience, self.keep_best, self.on_eval = patience, keep_best, on_eval
+        self.patience, self.keep_best, self.on_eval, self.stop_at = patience, keep_best, on_eval, stop_at
         self.steps: list[int] = []  # completed updates at each evaluation
+        self.seconds: list[float] = []  # training seconds (evaluations excluded) at each evaluation
+        self.reached = False  # whether the monitored value reached ``stop_at``
         self.results: list[dict[str, float]] = []  # the metrics of each evaluation
         self.best: int = -1  # index into results of the best evaluation (-1: none yet)
         self.stopped_early = False  # whether patience ran out before the last update
@@ -100,6 +107,7 @@ class Evaluate(Callback):
     def on_step(self, state: TrainState) -> None:
         if not (state.step == state.steps or (self.every > 0 and state.step % self.every == 0)):
             return
+        self.seconds.append(state.train_seconds_so_far())
         with state.untimed():
             metrics = dict(self.evaluate(state.model))
         if hasattr(state.model, "train"):
@@ -114,6 +122,10 @@ class Evaluate(Callback):
         elif self.patience is not None and len(self.results) - 1 - self.best >= self.patience:
             state.stop = True
             self.stopped_early = state.step < state.steps
+        if self.stop_at is not None:
+            value = metrics[self.monitor]
+            if (value >= self.stop_at) if self.mode == "max" else (value <= self.stop_at):
+                self.reached = state.stop = True
         if self.on_eval is not None:
             self.on_eval(state, metrics)
 

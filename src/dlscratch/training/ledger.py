@@ -28,7 +28,7 @@ __all__ = ["Result", "record", "RESULTS", "MIME_TYPE", "LEDGER_ENV", "GLUE_PREFI
 MIME_TYPE = "application/vnd.dlscratch.result+json"
 LEDGER_ENV = "DLSCRATCH_LEDGER"
 GLUE_PREFIX = "dlscratch_ledger__"
-_KEY = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
+_KEY = re.compile(r"^[a-z0-9_]+(\.[A-Za-z0-9_]+)+$")  # capitals only for symbols after the topic: "scaling.alpha_N"
 
 RESULTS: list["Result"] = []  # every result recorded in this process, in order
 
@@ -114,7 +114,8 @@ def record(
     r"""Record a measured headline number in the ledger.
 
     Args:
-        key: dotted lowercase identifier, as named in the chapter's issue.
+        key: dotted identifier, as named in the chapter's issue: a lowercase topic, then lowercase
+            words (capitals only for a symbol's subscript, as in ``"scaling.alpha_N"``).
         value: the measured number (a Python number or a one-element tensor).
         unit: unit of ``value``.
         reference: published or peer value to compare against.
@@ -132,7 +133,7 @@ def record(
         ValueError: on a malformed key, a non-finite value, or a reference without a source.
     """
     if not _KEY.match(key):
-        raise ValueError(f"ledger key must be dotted lowercase like 'gpt.shakespeare.val_loss', got {key!r}")
+        raise ValueError(f"ledger key must be dotted like 'gpt.shakespeare.val_loss' (lowercase topic), got {key!r}")
     if not unit:
         raise ValueError(f"ledger entry {key!r} needs a unit")
     ref = None if reference is None else _as_float(reference, f"reference of {key!r}")

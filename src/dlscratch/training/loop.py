@@ -125,7 +125,7 @@ def train(
             return loss_fn(model, batch)
 
     synchronize(state.device)
-    t0 = time.perf_counter()
+    t0 = state.started = time.perf_counter()
     it = iter(batches)
     while state.step < steps and not state.stop:
         lr = _set_lr(optimizer, schedule, state.step)

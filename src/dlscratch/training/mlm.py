@@ -30,7 +30,7 @@ __all__ = [
     "pretrain_mlm",
     "length_batches",
     "finetune_classifier",
-    "classifier_accuracy",
+    "bert_accuracy",
     "encoder_features",
     "fit_linear_head",
 ]
@@ -202,7 +202,7 @@ def finetune_classifier(
 
 
 @torch.inference_mode()
-def classifier_accuracy(model: BertForSequenceClassification, ids: torch.Tensor, key_padding_mask: torch.Tensor,
+def bert_accuracy(model: BertForSequenceClassification, ids: torch.Tensor, key_padding_mask: torch.Tensor,
                         labels: torch.Tensor, batch_size: int = 512) -> float:
     r"""Accuracy of ``model`` (in eval mode) on ``(ids, labels)``, in batches of similar length."""
     model.eval()

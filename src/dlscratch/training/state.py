@@ -33,12 +33,20 @@ class TrainState:
     stop: bool = False  # set by a callback to end the run after this update
     seconds: float = 0.0  # wall-clock time of the loop, device synchronised
     untimed_seconds: float = 0.0  # time spent in :meth:`untimed` blocks (evaluation, checkpoints)
+    started: float | None = None  # time.perf_counter() when the loop began (set by train)
     device: torch.device = torch.device("cpu")  # where the parameters live
 
     @property
     def train_seconds(self) -> float:
         r"""Seconds spent training: the loop's time less evaluation and checkpoints."""
         return self.seconds - self.untimed_seconds
+
+    def train_seconds_so_far(self) -> float:
+        r"""Seconds spent training since the loop began, device synchronised (0 before it began)."""
+        if self.started is None:
+            return 0.0
+        synchronize(self.device)
+        return time.perf_counter() - self.started - self.untimed_seconds
 
     @property
     def train_loss(self) -> list[float]:

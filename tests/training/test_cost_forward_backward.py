@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dlscratch.layers import LayerNorm, RMSNorm
-from dlscratch.training.timing import forward_backward, time_forward_backward
+from dlscratch.training.cost import forward_backward, time_forward_backward
 
 
 def test_forward_backward_computes_every_gradient_afresh() -> None:
