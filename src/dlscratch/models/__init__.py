@@ -18,6 +18,8 @@ from .block_lm import BlockLM, BlockLMConfig, block_lm_block
 from .gpt import GPT, GPTConfig, gpt_block, pool_kv_heads
 from .llama import LLaMA, LlamaConfig, ladder, llama_block
 from .llama_hf import export_hf
+from .attn_only import AttnOnlyConfig, AttnOnlyOutput, AttnOnlyTransformer, from_gpt2_state_dict, gpt2_config, to_gpt2_state_dict
+from .icl_regression import InContextRegressor, RegressionConfig, interleave
 from .mamba import Mamba, MambaConfig
 from .mlp_classifier import MLPClassifier, MLPClassifierConfig
 from .mlp_lm import MLPLM, MLPLMConfig
@@ -83,4 +85,13 @@ __all__ = [
     "active_parameters",
     "MambaConfig",
     "Mamba",
+    "AttnOnlyConfig",
+    "AttnOnlyOutput",
+    "AttnOnlyTransformer",
+    "gpt2_config",
+    "to_gpt2_state_dict",
+    "from_gpt2_state_dict",
+    "RegressionConfig",
+    "InContextRegressor",
+    "interleave",
 ]
