@@ -18,9 +18,8 @@ def test_repeated_tokens_structure(T: int, min_len: int | None) -> None:
         n_rep = int(rep.sum())  # positions after the first token of the repeat: L - 1
         L = n_rep + 1
         assert lo <= L <= T // 2
-        start = T - L
-        assert torch.equal(row[start:], row[start - L : start])  # the segment, then its repeat
-        assert not rep[: start + 1].any() and rep[start + 1 :].all()
+        assert torch.equal(row[L : 2 * L], row[:L])  # the segment, then its repeat, then filler
+        assert not rep[: L + 1].any() and rep[L + 1 : 2 * L].all() and not rep[2 * L :].any()
     if min_len is None:
         assert int(repeat[0].sum()) == T // 2 - 1  # the second half repeats the first
 

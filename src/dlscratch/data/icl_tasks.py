@@ -1,6 +1,6 @@
 r"""Generated tasks for in-context learning (chapter 30): repeated random tokens, linear-regression prompts.
 
-- :func:`repeated_tokens`: random tokens in which a random segment is immediately repeated. Once
+- :func:`repeated_tokens`: a random segment, its exact repeat, then random filler. Once
   the repeat has begun, each next token can be read off the first copy: the job of an
   *induction head* (Olsson et al., 2022). The length of the segment changes from row to row,
   so no fixed offset finds the first copy.
@@ -26,17 +26,16 @@ def _check_positive(**values: object) -> None:
 def repeated_tokens(
     n: int, seq_len: int, vocab_size: int, min_len: int | None = None, *, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Random tokens ending in a segment and its exact repeat.
+    r"""A random segment, its exact repeat, then random filler.
 
     Row :math:`r` draws a length :math:`L_r` uniformly from [``min_len``, ``seq_len // 2``]
     (``min_len`` defaults to ``seq_len // 2``: every row is then one segment and its repeat,
-    "the second half repeats the first"), fills its first ``seq_len`` :math:`- 2L_r` positions
-    with random filler, then a random segment :math:`s` of :math:`L_r` tokens, then :math:`s`
-    again:
+    "the second half repeats the first"): a random segment :math:`s` of :math:`L_r` tokens,
+    :math:`s` again, and random filler in the last ``seq_len`` :math:`- 2L_r` positions:
 
     .. math::
 
-        x_{t} = x_{t - L_r} \quad \text{for } t \ge T - L_r .
+        x_{t} = x_{t - L_r} \quad \text{for } L_r \le t < 2 L_r .
 
     ``repeat[r, t]`` is ``True`` at the positions of the second copy after its first token: the
     tokens an induction head can predict (the first token of the repeat follows the last token
@@ -67,10 +66,10 @@ def repeated_tokens(
     x = torch.randint(0, vocab_size, (n, seq_len), generator=generator)  # (N, T)
     length = torch.randint(min_len, half + 1, (n,), generator=generator)  # (N,) L_r
     t = torch.arange(seq_len)  # (T,)
-    start = seq_len - length  # (N,) where the repeat begins
-    source = torch.where(t[None, :] >= start[:, None], t[None, :] - length[:, None], t[None, :])  # (N, T)
+    in_copy = (t[None, :] >= length[:, None]) & (t[None, :] < 2 * length[:, None])  # (N, T): L_r <= t < 2 L_r
+    source = torch.where(in_copy, t[None, :] - length[:, None], t[None, :])  # (N, T)
     x = torch.gather(x, 1, source)  # x_t = x_{t - L_r} in the repeat
-    repeat = t[None, :] > start[:, None]  # (N, T)
+    repeat = in_copy & (t[None, :] > length[:, None])  # (N, T): the repeat after its first token
     return x, repeat
 
 
