@@ -46,7 +46,7 @@ CASES: list[tuple[str, Any, list[Any]]] = [
      [lambda: lambda w, x: prefix_matching(w, x, same_token=True), lambda: lambda w, x: prefix_matching(w, x, all_queries=True),
       lambda: lambda w, x: torch.zeros(3), lambda: 5]),
     ("icl.ols_error", ols_solution, [lambda: ols_solution() / 5, lambda: 0.25 * 5 / 4, lambda: 0.25 * (1 + 5 / 5), lambda: "x"]),
-    ("icl.perfect_score", score_solution, [lambda: -score_solution(), lambda: -7.0, lambda: 0.0]),
+    ("icl.perfect_score", score_solution, [lambda: -score_solution(), lambda: -math.log2(1000), lambda: 0.0]),
 ]
 
 
@@ -62,7 +62,7 @@ def test_specific_hints() -> None:
     assert_hint("icl.ols_error", 0.25 * 5 / 4, "own noise")
     assert_hint("icl.ols_error", 0.25 * 2, "k - d - 1")
     assert_hint("icl.perfect_score", -score_solution(), "sign")
-    assert_hint("icl.perfect_score", -7.0, "bits")
+    assert_hint("icl.perfect_score", -math.log2(SCORE_VALUES["vocab_size"]), "bits")
     assert_correct("icl.perfect_score", score_solution())
     assert_rejected("icl.perfect_score", ...)
 

@@ -22,7 +22,7 @@ __all__ = ["OLS_VALUES", "SCORE_VALUES", "check_prefix_matching", "check_ols_err
 # icl.ols_error: least squares on k noisy points in d dimensions, noise standard deviation sigma
 OLS_VALUES = {"dim": 5, "k": 10, "noise_std": 0.5}
 # icl.perfect_score: repeated random tokens over V = vocab_size, early and late positions of the ICL score
-SCORE_VALUES = {"vocab_size": 128, "seq_len": 32, "early": 4, "late": 28}
+SCORE_VALUES = {"vocab_size": 1000, "seq_len": 64, "early": 8, "late": 56}
 
 
 def _close(a: float, b: float, rel: float = 1e-6) -> bool:

@@ -52,14 +52,14 @@ class AttnOnlyConfig:
             raise ValueError(f"positions must be 'learned' or 'rope', got positions={self.positions!r}")
 
     @classmethod
-    def cpu(cls, vocab_size: int = 64, n_layer: int = 2) -> AttnOnlyConfig:
-        r"""The chapter's CPU model: 2 heads per layer, 64 wide, context 64."""
-        return cls(vocab_size=vocab_size, block_size=64, n_layer=n_layer, n_head=2, n_embd=64)
+    def cpu(cls, vocab_size: int = 128, n_layer: int = 2) -> AttnOnlyConfig:
+        r"""The chapter's CPU model: one head per layer, 64 wide, context 32, rotary positions."""
+        return cls(vocab_size=vocab_size, block_size=32, n_layer=n_layer, n_head=1, n_embd=64, positions="rope")
 
     @classmethod
     def gpu(cls, vocab_size: int = 256, n_layer: int = 2) -> AttnOnlyConfig:
-        r"""A larger model for a GPU: 4 heads per layer, 128 wide, context 128."""
-        return cls(vocab_size=vocab_size, block_size=128, n_layer=n_layer, n_head=4, n_embd=128)
+        r"""The chapter's GPU model: one head per layer, 128 wide, context 64, rotary positions."""
+        return cls(vocab_size=vocab_size, block_size=64, n_layer=n_layer, n_head=1, n_embd=128, positions="rope")
 
 
 @dataclass

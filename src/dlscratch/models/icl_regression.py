@@ -46,8 +46,8 @@ class RegressionConfig:
 
     @classmethod
     def cpu(cls, dim: int = 5, n_points: int = 16) -> RegressionConfig:
-        r"""The chapter's CPU model: 3 blocks, 2 heads, 64 wide."""
-        return cls(dim=dim, n_points=n_points, n_layer=3, n_head=2, n_embd=64)
+        r"""The chapter's CPU model: 2 blocks, 2 heads, 64 wide."""
+        return cls(dim=dim, n_points=n_points, n_layer=2, n_head=2, n_embd=64)
 
     @classmethod
     def gpu(cls, dim: int = 5, n_points: int = 16) -> RegressionConfig:
