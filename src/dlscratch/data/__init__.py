@@ -10,6 +10,7 @@ from .augment import (
     shift_images,
 )
 from .digits import DigitsSplit, load_digits_split
+from .icl_tasks import regression_prompts, repeated_tokens
 from .download import CACHE_ENV, DATA_ENV, REGISTRY, DataFile, cache_dir, fetch, sha256_of
 from .mnist import load_mnist, mnist_split
 from .padding import pad_sequences
@@ -71,4 +72,6 @@ __all__ = [
     "TranslationSplit",
     "number_split",
     "encode_translation",
+    "repeated_tokens",
+    "regression_prompts",
 ]

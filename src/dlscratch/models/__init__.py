@@ -24,6 +24,8 @@ from .gpt2_hf import load_gpt_folder
 from .hf_io import load_hf_folder
 from .llama import LLaMA, LlamaConfig, ladder, llama_block
 from .llama_hf import export_hf
+from .attn_only import AttnOnlyConfig, AttnOnlyOutput, AttnOnlyTransformer, from_gpt2_state_dict, gpt2_config, to_gpt2_state_dict
+from .icl_regression import InContextRegressor, RegressionConfig, interleave
 from .mamba import Mamba, MambaConfig
 from .mlp_classifier import MLPClassifier, MLPClassifierConfig
 from .mlp_lm import MLPLM, MLPLMConfig
@@ -115,6 +117,15 @@ __all__ = [
     "sentinel_spans",
     "span_corruption",
     "expected_iid_target_length",
+    "AttnOnlyConfig",
+    "AttnOnlyOutput",
+    "AttnOnlyTransformer",
+    "gpt2_config",
+    "to_gpt2_state_dict",
+    "from_gpt2_state_dict",
+    "RegressionConfig",
+    "InContextRegressor",
+    "interleave",
     "BertConfig",
     "BertEmbeddings",
     "BertModel",

@@ -6,6 +6,17 @@ from .checkpoint import checkpoint_config, load_checkpoint, read_checkpoint, sav
 from .classify import History, accuracy, confusion_matrix, epoch_batches, evaluate_classifier, fit_classifier, predict
 from .evaluate import mean_nll
 from .finetune import FineTuneConfig, classifier_accuracy, fine_tune, length_buckets
+from .icl import (
+    averaging_predictions,
+    few_shot_prompt,
+    icl_score,
+    least_squares_predictions,
+    masked_mean,
+    prefix_matching_score,
+    previous_token_score,
+    squared_errors,
+    token_losses,
+)
 from .ledger import MIME_TYPE, RESULTS, Result, record
 from .lm import LMTrainConfig, evaluate_sequence_nll, random_windows, split_text, train_sequence_lm, window_plan
 from .mlm import (
@@ -102,6 +113,15 @@ __all__ = [
     "seq2seq_loss",
     "train_text2text",
     "exact_match",
+    "token_losses",
+    "masked_mean",
+    "previous_token_score",
+    "prefix_matching_score",
+    "icl_score",
+    "least_squares_predictions",
+    "averaging_predictions",
+    "squared_errors",
+    "few_shot_prompt",
     "mask_tokens",
     "MLMTrainConfig",
     "mlm_batches",
