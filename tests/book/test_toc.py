@@ -42,3 +42,15 @@ def test_repository_url_lives_in_config() -> None:
     url = repo_url()
     assert url.startswith("https://github.com/") and url.count("/") == 4
     assert f"git+{url}" in setup_cell_source()
+
+
+def test_equation_labels_are_unique_across_the_book() -> None:
+    """Sphinx resolves equation labels book-wide: a label used in two chapters is a build warning."""
+    seen: dict[str, str] = {}
+    clashes = []
+    for md in chapter_paths():
+        for label in re.findall(r"^\s*:label:\s*(\S+)\s*$", md.read_text(encoding="utf-8"), flags=re.M):
+            if label in seen and seen[label] != md.stem:
+                clashes.append(f"{label}: {seen[label]} and {md.stem}")
+            seen.setdefault(label, md.stem)
+    assert not clashes, clashes

@@ -26,7 +26,7 @@ __all__ = ["continuation_logprobs", "label_word_scores"]
 def continuation_logprobs(
     model: nn.Module, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]], batch_size: int = 256
 ) -> torch.Tensor:
-    r""":math:`\log P(\text{continuation} \mid \text{prompt})` under ``model``, summed over the continuation's tokens.
+    r"""The log-probability :math:`\log P(\text{continuation} \mid \text{prompt})` under ``model``, summed over the continuation's tokens.
 
     Each pair is written as one row ``prompt + continuation``, right-padded; one forward pass per
     batch scores every continuation token at once (a gather of the log-softmax at the positions
