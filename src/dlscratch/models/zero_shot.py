@@ -34,14 +34,16 @@ def continuation_logprobs(
 
     Args:
         model: a decoder LM returning ``(logits, loss)`` from ``model(idx)``, with ``config.block_size``.
-        prompts, continuations: ``N`` non-empty token lists each.
+        prompts: ``N`` non-empty token lists.
+        continuations: ``N`` non-empty token lists, one per prompt.
+        batch_size: rows scored per forward pass.
+
+    Returns:
+        ``(N,)`` float32 log-probabilities, on the CPU.
 
     Raises:
         ValueError: if the lists differ in length, a prompt or continuation is empty, or a row is
             longer than the model's ``block_size`` (naming both lengths).
-
-    Shape:
-        - output: :math:`(N,)`, float32 on the CPU
     """
     if len(prompts) != len(continuations) or not prompts:
         raise ValueError(f"need as many prompts as continuations (and some), got {len(prompts)} and {len(continuations)}")
