@@ -10,13 +10,13 @@ import torch
 
 from dlscratch.models.bert import IGNORE_INDEX, BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
 from dlscratch.models.bert_inputs import batch_inputs
+from dlscratch.training.finetune import length_buckets
 from dlscratch.training.mlm import (
     MLMTrainConfig,
     bert_accuracy,
     encoder_features,
     finetune_classifier,
     fit_linear_head,
-    length_batches,
     mask_tokens,
     mlm_batches,
     pretrain_mlm,
@@ -113,9 +113,9 @@ def test_fine_tuning_refuses_a_label_outside_the_set() -> None:
         fit_linear_head(torch.randn(2, 4), torch.tensor([2, 0]), 2)
 
 
-def test_length_batches_cover_every_example_once() -> None:
+def test_one_pool_length_buckets_cover_every_example_once() -> None:
     lengths = torch.randint(1, 30, (103,))
-    batches = length_batches(lengths, 10, torch.Generator().manual_seed(0))
+    batches = length_buckets(lengths, 10, torch.Generator().manual_seed(0), pool=len(lengths))  # as finetune_classifier
     assert sorted(torch.cat(batches).tolist()) == list(range(103))
     spread = sum(int(lengths[b].max() - lengths[b].min()) for b in batches) / len(batches)
     assert spread < 5  # similar lengths inside a batch

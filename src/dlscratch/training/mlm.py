@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from ..models.bert import IGNORE_INDEX, BertForMaskedLM, BertForSequenceClassification, BertModel, check_labels
 from ..optimizers.schedules import warmup_cosine
+from .finetune import length_buckets
 from .loop import train
 
 __all__ = [
@@ -28,7 +29,6 @@ __all__ = [
     "MLMTrainConfig",
     "mlm_batches",
     "pretrain_mlm",
-    "length_batches",
     "finetune_classifier",
     "bert_accuracy",
     "encoder_features",
@@ -156,18 +156,6 @@ def pretrain_mlm(
     return [float(v) for v in torch.stack(state.losses).cpu()]
 
 
-def length_batches(lengths: torch.Tensor, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    r"""Index batches of examples of similar length, in a random order: less padding per batch.
-
-    The examples are shuffled, sorted by length (a stable sort, so equal lengths stay shuffled),
-    cut into batches, and the batches shuffled.
-    """
-    order = torch.randperm(len(lengths), generator=generator)
-    order = order[torch.sort(lengths[order], stable=True).indices]  # by length
-    batches = list(order.split(batch_size))
-    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-
-
 def _trim(ids: torch.Tensor, pad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     L = int((~pad).sum(1).max())  # the longest sequence of the batch
     return ids[:, :L], pad[:, :L]
@@ -180,7 +168,8 @@ def finetune_classifier(
 ) -> list[float]:
     r"""Train every parameter of ``model`` on ``(ids, labels)`` for ``epochs`` passes; returns each update's loss.
 
-    Batches group examples of similar length (:func:`length_batches`) and are cut to their
+    Batches group examples of similar length (:func:`~dlscratch.training.finetune.length_buckets`,
+    one pool spanning the whole set) and are cut to their
     longest sequence. AdamW with a linear warm-up over ``warmup_frac`` of the updates, then a
     cosine decay.
 
@@ -192,7 +181,8 @@ def finetune_classifier(
         raise ValueError(f"ids {tuple(ids.shape)}, key_padding_mask {tuple(key_padding_mask.shape)} and labels {tuple(labels.shape)} disagree")
     gen = torch.Generator().manual_seed(seed)
     lengths = (~key_padding_mask).sum(1).cpu()
-    plan = [b for _ in range(epochs) for b in length_batches(lengths, batch_size, gen)]
+    one_pool = len(lengths)  # sort the whole set by length, not pools of it
+    plan = [b for _ in range(epochs) for b in length_buckets(lengths, batch_size, gen, pool=one_pool)]
     batches = (_trim(ids[b], key_padding_mask[b]) + (labels[b],) for b in plan)
     steps = len(plan)
     schedule = partial(warmup_cosine, warmup_steps=max(1, round(warmup_frac * steps)), total_steps=steps, min_ratio=0.0)
