@@ -9,6 +9,15 @@ from .augment import (
     rotation_grid,
     shift_images,
 )
+from .captions import (
+    DIGIT_NAMES,
+    HELD_OUT_TEMPLATE,
+    TRAIN_TEMPLATES,
+    caption,
+    caption_tokenizer,
+    encode_captions,
+    random_captions,
+)
 from .digits import DigitsSplit, load_digits_split
 from .icl_tasks import regression_prompts, repeated_tokens
 from .download import CACHE_ENV, DATA_ENV, REGISTRY, DataFile, cache_dir, fetch, sha256_of
@@ -23,6 +32,13 @@ from .toy_tasks import IGNORE_INDEX, RetrievalData, key_value_retrieval, previou
 from .translation import DIGIT_VOCAB, NUMBER_WORDS, TranslationSplit, encode_translation, number_split, number_to_words
 
 __all__ = [
+    "DIGIT_NAMES",
+    "TRAIN_TEMPLATES",
+    "HELD_OUT_TEMPLATE",
+    "caption",
+    "random_captions",
+    "caption_tokenizer",
+    "encode_captions",
     "DigitsSplit",
     "load_digits_split",
     "shift_images",

@@ -31,6 +31,7 @@ from .quant import (
     quantize_linears,
     unpack_4bit,
 )
+from .patch import PatchEmbedding, check_patch_size, patchify, unpatchify
 from .pooling import AvgPool2d, MaxPool2d, avg_pool2d, max_pool2d
 from .positional import (
     LearnedPositionalEmbedding,
@@ -98,6 +99,11 @@ __all__ = [
     "avg_pool2d",
     "MaxPool2d",
     "AvgPool2d",
+    # patches (Vision Transformer)
+    "check_patch_size",
+    "patchify",
+    "unpatchify",
+    "PatchEmbedding",
     # recurrent
     "rnn_cell",
     "lstm_cell",
