@@ -4,6 +4,7 @@ from .baselines import SentimentBaselines, sentiment_baselines
 from .callbacks import Callback, Evaluate, ProgressBar
 from .checkpoint import checkpoint_config, load_checkpoint, read_checkpoint, save_checkpoint
 from .classify import History, accuracy, confusion_matrix, epoch_batches, evaluate_classifier, fit_classifier, predict
+from .estimate import T4_PEAK_FLOPS, CountingMode, RunEstimate, t4_seconds
 from .evaluate import mean_nll
 from .finetune import FineTuneConfig, classifier_accuracy, fine_tune, length_buckets
 from .icl import (
@@ -50,6 +51,10 @@ from .state import TrainState
 from .text2text import T5_SPECIALS, Text2TextBatch, encode_text2text, exact_match, sentinel_ids, seq2seq_loss, t5_tokenizer, train_text2text
 
 __all__ = [
+    "T4_PEAK_FLOPS",
+    "CountingMode",
+    "RunEstimate",
+    "t4_seconds",
     "SentimentBaselines",
     "sentiment_baselines",
     "MIME_TYPE",

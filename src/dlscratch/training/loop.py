@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from ..optimizers.schedules import constant, lr_lambda, step_decay, warmup_cosine
 from ..utils import progress_enabled
 from .callbacks import ProgressBar
+from .estimate import CountingMode, RunEstimate, should_announce
 from .mechanics import accumulate_gradients, clip_grad_norm
 from .state import TrainState, synchronize
 
@@ -71,6 +72,7 @@ def train(
     autocast: torch.dtype | None = None,
     callbacks: Sequence[Any] = (),
     progress: bool = True,
+    announce: bool = True,
 ) -> TrainState:
     r"""Train ``model`` on ``batches`` for updates ``start_step .. steps - 1``.
 
@@ -101,6 +103,9 @@ def train(
         callbacks: objects with ``on_step(state)`` and ``on_end(state)``
             (:class:`~dlscratch.training.callbacks.Callback`).
         progress: draw a progress bar when :func:`~dlscratch.utils.progress_enabled`.
+        announce: in a notebook, print before the run its preset, the FLOPs and operators of its
+            first update (counted) and the time a Colab T4 would take
+            (:mod:`~dlscratch.training.estimate`); once per cell, for the cell's first run.
 
     Returns:
         The final :class:`TrainState`.
@@ -133,11 +138,15 @@ def train(
         if batch is None:
             break
         optimizer.zero_grad(set_to_none=True)
-        if accumulate == 1:
-            loss = forward(batch)
-            loss.backward()
-        else:
-            loss = accumulate_gradients(lambda *micro: forward(micro), batch, accumulate)
+        counting = announce and state.step == start_step and should_announce()
+        with CountingMode() if counting else contextlib.nullcontext() as count:
+            if accumulate == 1:
+                loss = forward(batch)
+                loss.backward()
+            else:
+                loss = accumulate_gradients(lambda *micro: forward(micro), batch, accumulate)
+        if counting:
+            print(RunEstimate(steps - start_step, count.flops, count.ops, autocast is not None).line(state.device))
         if grad_clip > 0:
             clip_grad_norm(params, grad_clip)
         optimizer.step()
