@@ -95,3 +95,16 @@ def test_softmax_ce_floor() -> None:
 def test_unknown_exercise_is_an_error() -> None:
     with pytest.raises(ValueError, match="essentials.nope"):
         check("essentials.nope", 1)
+
+
+def test_grade_number_table_of_mistakes() -> None:
+    from dlscratch.exercises.answers import grade_number
+
+    table = ((2.0, "you doubled it"), (0.5, "you halved it"))
+    assert grade_number(1.0 + 1e-9, "x", 1.0, mistakes=table, hint="think again") == pytest.approx(1.0)
+    with pytest.raises(AssertionError, match="you halved it"):
+        grade_number(0.5, "x", 1.0, mistakes=table, hint="think again")
+    with pytest.raises(AssertionError, match="^3 is not it: think again$"):
+        grade_number(3, "x", 1.0, mistakes=table, hint="think again")
+    with pytest.raises(AssertionError, match="give x as a number"):
+        grade_number("1", "x", 1.0, hint="think again")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..autograd.engine import Value, topological_order
 from ..autograd.scalar_layers import MLP
-from .answers import require_callable, require_number
+from .answers import close, require_callable, require_number
 from .core import exercise
 
 __all__ = [
@@ -38,10 +38,6 @@ GRAPH_NARROW = (16, 16, 1)
 GRAPH_WIDE = (32, 32, 1)
 
 
-def _close(a: float, b: float, tol: float = 1e-9) -> bool:
-    return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
-
-
 @exercise("autograd.sigmoid")
 def check_sigmoid(answer: Any) -> None:
     r"""``answer(v)`` returns one new :class:`Value` node holding :math:`\sigma(v)` and its local derivative."""
@@ -53,7 +49,7 @@ def check_sigmoid(answer: Any) -> None:
             raise AssertionError(f"sigmoid(Value({x})) should return a Value, got {type(out).__name__}.")
         t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
         s = torch.sigmoid(t)
-        if not _close(out.data, s.item()):
+        if not close(out.data, s.item()):
             raise AssertionError(
                 f"sigmoid(Value({x})).data is {out.data:.6g}, expected {s.item():.6g}: "
                 "the forward value is 1 / (1 + exp(-x))."
@@ -70,11 +66,11 @@ def check_sigmoid(answer: Any) -> None:
         y.backward()
         (s * 3.0 + s).backward()
         want = t.grad.item()
-        if not _close(v.grad, want):
+        if not close(v.grad, want):
             sig = s.item()
-            if _close(v.grad, 4.0 * sig):
+            if close(v.grad, 4.0 * sig):
                 hint = "the derivative of sigma(x) is sigma(x) * (1 - sigma(x)), not sigma(x)."
-            elif _close(v.grad, 4.0 * (1.0 - sig)):
+            elif close(v.grad, 4.0 * (1.0 - sig)):
                 hint = "the derivative of sigma(x) is sigma(x) * (1 - sigma(x)), not 1 - sigma(x)."
             else:
                 hint = "differentiate 1 / (1 + exp(-x)) and write the result in terms of s = sigma(x)."
@@ -96,14 +92,14 @@ def check_hand_gradient(answer: Any) -> None:
     want = [a.grad.item(), b.grad.item(), c.grad.item()]
     names = ("dL/da", "dL/db", "dL/dc")
     for name, g, w in zip(names, got, want):
-        if _close(g, w):
+        if close(g, w):
             continue
-        if name == "dL/da" and _close(g, d.item()):
+        if name == "dL/da" and close(g, d.item()):
             raise AssertionError(
                 "dL/da: a is used twice (in e = a*b and in L = d*a). You have the direct path only; "
                 "add the path through e and d, as in the multivariate chain rule."
             )
-        if name == "dL/da" and _close(g, (a * b).item()):
+        if name == "dL/da" and close(g, (a * b).item()):
             raise AssertionError(
                 "dL/da: a is used twice (in e = a*b and in L = d*a). You have the path through e "
                 "only; add the direct path from L = d*a."

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..training.icl import prefix_matching_score
-from .answers import require_callable, require_number
+from .answers import grade_number, require_callable
 from .core import exercise
 
 __all__ = ["OLS_VALUES", "SCORE_VALUES", "check_prefix_matching", "check_ols_error", "check_perfect_score"]
@@ -23,10 +23,6 @@ __all__ = ["OLS_VALUES", "SCORE_VALUES", "check_prefix_matching", "check_ols_err
 OLS_VALUES = {"dim": 5, "k": 10, "noise_std": 0.5}
 # icl.perfect_score: repeated random tokens over V = vocab_size, early and late positions of the ICL score
 SCORE_VALUES = {"vocab_size": 1000, "seq_len": 64, "early": 8, "late": 56}
-
-
-def _close(a: float, b: float, rel: float = 1e-6) -> bool:
-    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)
 
 
 def _causal_weights(B: int, nh: int, T: int, gen: torch.Generator) -> torch.Tensor:
@@ -63,29 +59,20 @@ def check_prefix_matching(answer: Any) -> None:
 @exercise("icl.ols_error")
 def check_ols_error(answer: Any) -> None:
     r"""The expected squared error of least squares on the next point, :math:`\sigma^2 (1 + d / (k - d - 1))`."""
-    got = require_number(answer, "the expected squared error")
     d, k, s2 = OLS_VALUES["dim"], OLS_VALUES["k"], OLS_VALUES["noise_std"] ** 2
     want = s2 * (1 + d / (k - d - 1))
-    if _close(got, want):
-        return
-    if _close(got, want / d):
-        raise AssertionError("that is the error divided by d (the plots' normalisation); the question asks for the squared error itself.")
-    if _close(got, s2 * d / (k - d - 1)):
-        raise AssertionError("that is the error of the estimate w_hat alone; the new point's own noise sigma^2 comes on top.")
-    if _close(got, s2 * (1 + d / (k - d))):
-        raise AssertionError("close: the Wishart mean gives E[(X^T X)^(-1)] = I / (k - d - 1), not I / (k - d).")
-    raise AssertionError(f"{got:g} is not it: E[(y - x^T w_hat)^2] = sigma^2 + sigma^2 E[x^T (X^T X)^(-1) x] with E[(X^T X)^(-1)] = I / (k - d - 1).")
+    grade_number(answer, "the expected squared error", want, mistakes=(
+        (want / d, "that is the error divided by d (the plots' normalisation); the question asks for the squared error itself."),
+        (s2 * d / (k - d - 1), "that is the error of the estimate w_hat alone; the new point's own noise sigma^2 comes on top."),
+        (s2 * (1 + d / (k - d)), "close: the Wishart mean gives E[(X^T X)^(-1)] = I / (k - d - 1), not I / (k - d)."),
+    ), hint="E[(y - x^T w_hat)^2] = sigma^2 + sigma^2 E[x^T (X^T X)^(-1) x] with E[(X^T X)^(-1)] = I / (k - d - 1).")
 
 
 @exercise("icl.perfect_score")
 def check_perfect_score(answer: Any) -> None:
     r"""The ICL score of a model that knows nothing before the repeat and copies perfectly in it: :math:`0 - \ln V`."""
-    got = require_number(answer, "the ICL score")
-    want = -math.log(SCORE_VALUES["vocab_size"])
-    if _close(got, want, 1e-3):
-        return
-    if _close(got, -want, 1e-3):
-        raise AssertionError("check the sign: the score is the late loss minus the early loss, and the context lowers the late one.")
-    if _close(got, -math.log2(SCORE_VALUES["vocab_size"]), 1e-3):
-        raise AssertionError("that is in bits; the book's losses are in nats (natural logarithm).")
-    raise AssertionError(f"{got:g} is not it: what is the loss of a uniform guess over V tokens, and of a perfect copy?")
+    V = SCORE_VALUES["vocab_size"]
+    grade_number(answer, "the ICL score", -math.log(V), rel=1e-3, mistakes=(
+        (math.log(V), "check the sign: the score is the late loss minus the early loss, and the context lowers the late one."),
+        (-math.log2(V), "that is in bits; the book's losses are in nats (natural logarithm)."),
+    ), hint="what is the loss of a uniform guess over V tokens, and of a perfect copy?")

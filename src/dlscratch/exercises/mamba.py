@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..layers.ssm import selective_scan
-from .answers import require_callable, require_number
+from .answers import close, require_callable, require_number
 from .core import exercise
 
 __all__ = ["ZOH_VALUES", "STATE_CONFIG", "check_zoh_b_bar", "check_state_bytes", "check_selective_scan"]
@@ -24,23 +24,19 @@ ZOH_VALUES = {"A": -2.0, "B": 1.0, "delta": 0.5}
 STATE_CONFIG = {"n_layer": 24, "d_model": 768, "expand": 2, "d_state": 16, "d_conv": 4, "batch_size": 1, "bytes_per_number": 4}
 
 
-def _close(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
-
-
 @exercise("mamba.zoh_b_bar")
 def check_zoh_b_bar(answer: Any) -> None:
     r""":math:`\bar{B}` of the zero-order hold for ``ZOH_VALUES``: :math:`(e^{\Delta A} - 1) B / A`."""
     got = require_number(answer, "B_bar")
     A, B, dt = ZOH_VALUES["A"], ZOH_VALUES["B"], ZOH_VALUES["delta"]
     want = math.expm1(dt * A) / A * B
-    if _close(got, want):
+    if close(got, want):
         return
-    if _close(got, dt * B):
+    if close(got, dt * B):
         raise AssertionError("that is Euler's (and Mamba's) B_bar = Delta * B; the zero-order hold integrates e^{A s} B over the step.")
-    if _close(got, math.exp(dt * A)):
+    if close(got, math.exp(dt * A)):
         raise AssertionError("that is A_bar = e^{Delta A}; the question asks for B_bar.")
-    if _close(got, -want):
+    if close(got, -want):
         raise AssertionError("check the sign: A < 0 and e^{Delta A} - 1 < 0, so B_bar > 0.")
     raise AssertionError(f"{got:g} is not it: B_bar = (Delta A)^(-1) (e^{{Delta A}} - 1) Delta B.")
 
