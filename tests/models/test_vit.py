@@ -112,12 +112,14 @@ def test_positions_tell_the_patches_apart() -> None:
 
 
 def test_hybrid_stem_makes_the_token_grid() -> None:
-    cfg = ViTConfig.hybrid_mnist()
+    cfg = ViTConfig.hybrid_mnist(image_size=28, stem_channels=(16, 32), patch_size=2)
     model = ViT(cfg)
     assert (cfg.feature_size, cfg.grid, cfg.n_tokens) == (14, 7, 50)
     x = torch.randn(2, 1, 28, 28)
     assert model.stem(x).shape == (2, 32, 14, 14)
-    assert model.forward_features(x).shape == (2, 50, 64) and model(x).shape == (2, 10)
+    assert model.forward_features(x).shape == (2, 50, 48) and model(x).shape == (2, 10)
+    chapter = ViT(ViTConfig.hybrid_mnist())
+    assert chapter.stem(torch.randn(2, 1, 14, 14)).shape == (2, 8, 14, 14) and chapter.config.n_tokens == 5
 
 
 def test_attention_weights_need_written_kernels() -> None:
@@ -154,5 +156,5 @@ def test_bad_config_is_refused(kwargs: dict, match: str) -> None:
 
 def test_wrong_image_shape_is_refused() -> None:
     model = ViT(ViTConfig.mnist())
-    with pytest.raises(ValueError, match=r"expected images of shape \(B, 1, 28, 28\), got \(2, 1, 14, 14\)"):
-        model(torch.randn(2, 1, 14, 14))
+    with pytest.raises(ValueError, match=r"expected images of shape \(B, 1, 14, 14\), got \(2, 1, 28, 28\)"):
+        model(torch.randn(2, 1, 28, 28))

@@ -96,13 +96,13 @@ class ViTConfig:
 
     @classmethod
     def mnist(cls, **overrides) -> ViTConfig:
-        r"""The chapter's ViT for 28×28 digits: patches of 7×7 (16 tokens), 4 blocks, 4 heads, 64 wide."""
-        return cls(**{**dict(image_size=28, patch_size=7, n_layer=4, n_head=4, n_embd=64, mlp_dim=128), **overrides})
+        r"""The chapter's ViT for 14×14 digits: 7×7 patches (4 tokens and [CLS]), 4 blocks, 4 heads, 48 wide, MLP 96."""
+        return cls(**{**dict(image_size=14, patch_size=7, n_layer=4, n_head=4, n_embd=48, mlp_dim=96), **overrides})
 
     @classmethod
     def hybrid_mnist(cls, **overrides) -> ViTConfig:
-        r"""The chapter's hybrid: a conv stem (16 channels at 28×28, then 32 at 14×14), 2×2 patches of its map (49 tokens)."""
-        return cls.mnist(**{"patch_size": 2, "stem_channels": (16, 32), "n_layer": 3, **overrides})
+        r"""The chapter's hybrid: a 3×3 conv stem of 8 channels, 7×7 patches of its feature map, 3 blocks (as many parameters as :meth:`mnist`)."""
+        return cls.mnist(**{"stem_channels": (8,), "n_layer": 3, **overrides})
 
     @classmethod
     def base(cls, n_classes: int = 1000) -> ViTConfig:
