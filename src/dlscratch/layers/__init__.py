@@ -36,6 +36,7 @@ from .pooling import AvgPool2d, MaxPool2d, avg_pool2d, max_pool2d
 from .positional import (
     LearnedPositionalEmbedding,
     SinusoidalPositionalEncoding,
+    sincos_2d_encoding,
     sinusoidal_encoding,
     sinusoidal_frequencies,
 )
@@ -119,6 +120,7 @@ __all__ = [
     # positions
     "sinusoidal_frequencies",
     "sinusoidal_encoding",
+    "sincos_2d_encoding",
     "SinusoidalPositionalEncoding",
     "LearnedPositionalEmbedding",
     "rope_angles",

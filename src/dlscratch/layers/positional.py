@@ -2,7 +2,8 @@ r"""Absolute positional encodings: the fixed sinusoidal table and learned positi
 
 Introduced in chapter 13 (*Positional encoding*). Attention alone is permutation-equivariant:
 it cannot tell which token came first. Both classes here add a position-dependent vector to
-each token's embedding. Relative schemes (RoPE, ALiBi) come in chapter 18.
+each token's embedding. Relative schemes (RoPE, ALiBi) come in chapter 18. The 2-D sin-cos table
+of a grid of image patches (:func:`sincos_2d_encoding`) is chapter 33's (*Vision Transformer*).
 
 Symbols: B batch, T sequence length, C channels (``d_model``).
 """
@@ -19,6 +20,7 @@ from .dropout import Dropout
 __all__ = [
     "sinusoidal_frequencies",
     "sinusoidal_encoding",
+    "sincos_2d_encoding",
     "SinusoidalPositionalEncoding",
     "LearnedPositionalEmbedding",
 ]
@@ -82,6 +84,58 @@ def sinusoidal_encoding(
     angle = torch.arange(T, dtype=torch.float64)[:, None] * omega[None, :]  # (T, 1) * (1, C/2) -> (T, C/2)
     pe = torch.stack([angle.sin(), angle.cos()], dim=-1)  # (T, C/2, 2): (sin, cos) pairs
     return pe.view(T, C).to(device=device, dtype=dtype)  # (T, C), channels 2i, 2i+1 = sin, cos
+
+
+def sincos_2d_encoding(
+    height: int,
+    width: int,
+    C: int,
+    base: float = 10000.0,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    r"""The fixed 2-D sin-cos table of a ``height`` × ``width`` grid of patches (Beyer et al., 2022).
+
+    A quarter of the channels encodes the column :math:`x` and a quarter the row :math:`y`, each
+    with sines and cosines of :math:`C/4` frequencies spread geometrically from 1 to
+    :math:`1/\text{base}`:
+
+    .. math::
+
+        PE_{(y, x)} = \bigl[\sin(x\, \omega_k),\ \cos(x\, \omega_k),\ \sin(y\, \omega_k),\ \cos(y\, \omega_k)\bigr]_{k},
+        \qquad \omega_k = \text{base}^{-k/(C/4 - 1)}, \quad k = 0, \ldots, C/4 - 1
+
+    Rows are in raster order (patch :math:`n = y \cdot \text{width} + x`, as
+    :func:`~dlscratch.layers.patch.patchify`). The dot product of two rows depends only on the
+    offset :math:`(y - y', x - x')`. Computed in float64, then cast to ``dtype``. Chapter 33.
+
+    Args:
+        height: rows of the grid.
+        width: columns of the grid.
+        C: channels; a multiple of 4 and at least 8.
+        base: the longest wavelength's scale (10000, as in the 1-D table).
+        device: where to put the table.
+        dtype: dtype of the table.
+
+    Raises:
+        ValueError: if a side is not a positive integer or ``C`` is not a multiple of 4 of at least 8.
+
+    Shape:
+        - output: :math:`(\text{height} \cdot \text{width}, C)`
+    """
+    for name, value in (("height", height), ("width", width)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"the grid {name} must be a positive integer, got {value!r}")
+    if not isinstance(C, int) or isinstance(C, bool) or C < 8 or C % 4 != 0:
+        raise ValueError(f"the 2-D sin-cos table splits the channels in four (sin, cos of x and y): C must be a multiple of 4, at least 8, got {C!r}")
+    k = torch.arange(C // 4, dtype=torch.float64)  # (C/4,)
+    omega = base ** (-k / (C // 4 - 1))  # (C/4,) from 1 down to 1/base
+    y, x = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64), indexing="ij")
+    ax = x.flatten()[:, None] * omega  # (h w, C/4)
+    ay = y.flatten()[:, None] * omega  # (h w, C/4)
+    pe = torch.cat([ax.sin(), ax.cos(), ay.sin(), ay.cos()], dim=1)  # (h w, C)
+    return pe.to(device=device, dtype=dtype)
 
 
 def _check_span(offset: int, T: int, max_len: int) -> None:

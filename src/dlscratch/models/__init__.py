@@ -1,4 +1,4 @@
-r"""Models built from the package's layers: n-gram, MLP and WaveNet language models, classifiers, CNNs, recurrent and Transformer models, GPT, T5, BERT.
+r"""Models built from the package's layers: n-gram, MLP and WaveNet language models, classifiers, CNNs, recurrent and Transformer models, GPT, T5, BERT, the Vision Transformer.
 
 Seeding rule: every model draws its initial weights from torch's global generator, as
 :mod:`torch.nn` layers do, so ``dlscratch.utils.seed_everything(seed)`` just before building it
@@ -46,6 +46,8 @@ from .span_corruption import (
     span_counts,
 )
 from .t5 import T5, T5Config
+from .vit import ViT, ViTConfig, conv_stem, vit_block, vit_init
+from .vit_hf import hf_vit_config, hf_vit_grads, hf_vit_name, vit_state_dict_from_hf
 from .wavenet import WaveNet, WaveNetConfig
 from .zero_shot import continuation_logprobs, label_word_scores
 
@@ -139,4 +141,13 @@ __all__ = [
     "hf_bert_name",
     "pack_pair",
     "batch_inputs",
+    "ViTConfig",
+    "ViT",
+    "vit_block",
+    "conv_stem",
+    "vit_init",
+    "hf_vit_name",
+    "vit_state_dict_from_hf",
+    "hf_vit_grads",
+    "hf_vit_config",
 ]

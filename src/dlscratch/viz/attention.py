@@ -2,7 +2,8 @@ r"""Attention maps: one labelled heatmap of attention weights, the same in every
 
 A map shows one row per query and one column per key, each cell the weight
 :math:`\alpha_{ij} = \operatorname{softmax}_j(s_{ij})` that query :math:`i` puts on key :math:`j`
-(each row sums to 1). Used from chapter 11 on.
+(each row sums to 1). Used from chapter 11 on. :func:`attention_rollout` (chapter 33) follows
+attention through every layer of a Transformer, residual connections included.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.image import AxesImage
 
-__all__ = ["attention_map"]
+__all__ = ["attention_map", "attention_rollout"]
 
 
 def _as_matrix(weights: torch.Tensor, head: int | None) -> torch.Tensor:
@@ -87,3 +88,46 @@ def attention_map(
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(False)
     return im
+
+
+def attention_rollout(weights: Sequence[torch.Tensor], residual: float = 0.5) -> torch.Tensor:
+    r"""Attention rollout (Abnar & Zuidema, 2020): how much each output token draws on each input token.
+
+    Each layer's weights are averaged over the heads, mixed with the identity for the residual
+    connection, and the layers are multiplied from the first to the last:
+
+    .. math::
+
+        \hat{A}_\ell = (1 - r)\, \bar{A}_\ell + r\, I, \qquad
+        \bar{A}_\ell = \frac{1}{n_h} \sum_h A_\ell^{(h)}, \qquad
+        R = \hat{A}_L \hat{A}_{L-1} \cdots \hat{A}_1
+
+    with :math:`r` = ``residual`` (the paper's 0.5). Every row of :math:`R` sums to 1: row
+    :math:`t` spreads output token :math:`t` over the input tokens. Chapter 33.
+
+    Args:
+        weights: one tensor per layer, first layer first, each :math:`(B, nh, T, T)` (rows sum to 1).
+        residual: the weight :math:`r \in [0, 1]` of the identity.
+
+    Raises:
+        ValueError: if ``weights`` is empty, a tensor is not :math:`(B, nh, T, T)` like the first,
+            or ``residual`` is outside :math:`[0, 1]`.
+
+    Shape:
+        - output: :math:`(B, T, T)`
+    """
+    if len(weights) == 0:
+        raise ValueError("attention_rollout needs the weights of at least one layer, got none")
+    if not 0.0 <= residual <= 1.0:
+        raise ValueError(f"residual must be in [0, 1], got {residual!r}")
+    first = weights[0]
+    for i, w in enumerate(weights):
+        if w.dim() != 4 or w.shape[-1] != w.shape[-2] or w.shape[0] != first.shape[0] or w.shape[-1] != first.shape[-1]:
+            raise ValueError(f"layer {i}: expected weights (B, nh, T, T) shaped like layer 0's {tuple(first.shape)}, got {tuple(w.shape)}")
+    B, _, T, _ = first.shape
+    eye = torch.eye(T, dtype=first.dtype, device=first.device)  # (T, T)
+    rollout = eye.expand(B, T, T)
+    for w in weights:
+        a = (1.0 - residual) * w.mean(dim=1) + residual * eye  # (B, T, T)
+        rollout = a @ rollout  # (B, T, T) @ (B, T, T): this layer after the ones below it
+    return rollout
