@@ -77,8 +77,8 @@ def mlp_stack(width: int = 128, depth: int = 4) -> nn.Sequential:
     return nn.Sequential(*blocks, nn.Linear(width, 1))
 
 
-def zero_check(rank: int, world: int, steps: int = 3) -> dict[str, Any]:
-    r"""ZeRO stages 0-3 for ``steps`` Adam steps against ``torch.optim.Adam`` on the whole batch; bytes per rank."""
+def _sharding_problem(steps: int) -> tuple[torch.Tensor, torch.Tensor, nn.Sequential, torch.Tensor]:
+    r"""The ZeRO and FSDP runs' data, model (float64) and the weights after ``steps`` of ``torch.optim.Adam`` on the whole batch."""
     gen = torch.Generator().manual_seed(2)
     x, y = torch.randn(16, 128, generator=gen, dtype=torch.float64), torch.randn(16, 1, generator=gen, dtype=torch.float64)
     torch.manual_seed(0)
@@ -89,7 +89,12 @@ def zero_check(rank: int, world: int, steps: int = 3) -> dict[str, Any]:
         opt.zero_grad()
         nn.functional.mse_loss(ref(x), y).backward()
         opt.step()
-    want = torch.cat([p.detach().reshape(-1) for p in ref.parameters()])
+    return x, y, base, torch.cat([p.detach().reshape(-1) for p in ref.parameters()])
+
+
+def zero_check(rank: int, world: int, steps: int = 3) -> dict[str, Any]:
+    r"""ZeRO stages 0-3 for ``steps`` Adam steps against ``torch.optim.Adam`` on the whole batch; bytes per rank."""
+    x, y, base, want = _sharding_problem(steps)
     mine, out = shard_batch(16, rank, world), {}
     for stage in (0, 1, 2, 3):
         zero = ZeRO(copy.deepcopy(base), stage, lr=1e-2)
@@ -109,25 +114,18 @@ def fsdp_check(rank: int, world: int, steps: int = 3) -> dict[str, Any]:
     try:
         from torch.distributed.fsdp import fully_shard
 
-        gen = torch.Generator().manual_seed(2)
-        x, y = torch.randn(16, 128, generator=gen, dtype=torch.float64), torch.randn(16, 1, generator=gen, dtype=torch.float64)
-        torch.manual_seed(0)
-        model = mlp_stack().double()
-        ref = copy.deepcopy(model)
-        ropt = torch.optim.Adam(ref.parameters(), lr=1e-2)
+        x, y, model, want = _sharding_problem(steps)
         for m in model:
             fully_shard(m)
         fully_shard(model)
         opt = torch.optim.Adam(model.parameters(), lr=1e-2)
         mine = shard_batch(16, rank, world)
         for _ in range(steps):
-            for o, m, xb, yb in ((opt, model, x[mine], y[mine]), (ropt, ref, x, y)):
-                o.zero_grad(set_to_none=False)
-                nn.functional.mse_loss(m(xb), yb).backward()
-                o.step()
+            opt.zero_grad(set_to_none=False)
+            nn.functional.mse_loss(model(x[mine]), y[mine]).backward()
+            opt.step()
         local = [p.to_local() for p in model.parameters()]
         full = torch.cat([p.full_tensor().reshape(-1) for p in model.parameters()])
-        want = torch.cat([p.detach().reshape(-1) for p in ref.parameters()])
         state = [t.to_local() for s in opt.state.values() for t in s.values() if isinstance(t, torch.Tensor) and t.dim()]
         nbytes = lambda ts: sum(t.numel() * t.element_size() for t in ts)  # noqa: E731
         return {"ran": True, "max_abs_diff": (full - want).abs().max().item(), "parameters": nbytes(local),

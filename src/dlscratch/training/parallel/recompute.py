@@ -38,6 +38,7 @@ class Recompute(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, module: nn.Module) -> torch.Tensor:  # type: ignore[override]
+        r"""``module(x)`` under ``torch.no_grad()``; only ``x`` is saved."""
         ctx.module = module
         ctx.save_for_backward(x)
         with torch.no_grad():
@@ -45,6 +46,7 @@ class Recompute(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, None]:  # type: ignore[override]
+        r"""Recompute ``module(x)`` recording, backpropagate ``grad`` through it, return the input's gradient."""
         (x,) = ctx.saved_tensors
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
