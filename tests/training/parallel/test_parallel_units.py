@@ -146,3 +146,12 @@ def test_torchrun_command_uses_loopback() -> None:
     cmd = torchrun_command(["pkg.mod", "--x"], nproc=3, port=1234)
     assert cmd[1:3] == ["-m", "torch.distributed.run"] and "--master-addr=127.0.0.1" in cmd and "--master-port=1234" in cmd
     assert cmd[-3:] == ["-m", "pkg.mod", "--x"] and "--nproc-per-node=3" in cmd
+
+
+def test_without_torchrun_a_process_is_rank_0_of_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dlscratch.training.parallel import init_distributed
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    env = init_distributed(torch.device("cpu"))
+    assert (env.rank, env.world_size, env.device.type, env.is_main) == (0, 1, "cpu", True)
+    assert not torch.distributed.is_initialized()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
@@ -27,20 +28,18 @@ import torch.distributed as dist
 __all__ = ["DistEnv", "init_distributed", "shard_batch", "BucketedAllReduce", "broadcast_parameters", "make_buckets"]
 
 
+@dataclass(frozen=True)
 class DistEnv:
-    r"""Where this process stands: ``rank`` of ``world_size`` processes, its ``device``."""
+    r"""Where this process stands in a data-parallel run."""
 
-    def __init__(self, rank: int = 0, world_size: int = 1, device: torch.device | None = None) -> None:
-        self.rank, self.world_size = rank, world_size
-        self.device = torch.device("cpu") if device is None else device
+    rank: int = 0  # this process's index, 0 .. world_size - 1
+    world_size: int = 1  # the number of processes
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # where this process computes
 
     @property
     def is_main(self) -> bool:
         r"""Whether this is rank 0, the one that logs and writes files."""
         return self.rank == 0
-
-    def __repr__(self) -> str:
-        return f"DistEnv(rank={self.rank}, world_size={self.world_size}, device={self.device})"
 
 
 def init_distributed(device: torch.device | None = None) -> DistEnv:
