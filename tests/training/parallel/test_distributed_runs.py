@@ -43,6 +43,7 @@ def test_zero_matches_adam_and_shards_the_bytes(results: dict[str, Any], stage: 
     want = zero_bytes_formula(results["zero"]["n_params"], stage, 2, element_size=8)
     assert want <= z["total"] <= want + 64 * 8 * 4  # padding to a multiple of N adds at most a few words per unit
     assert z["total"] / results["zero"]["stage0"]["total"] == pytest.approx([1, 0.75, 0.625, 0.5][stage], abs=1e-3)
+    assert z["full_grads_after_backward"] == (stage < 2)  # stage 2 reduce-scatters during backward; stage 3 never has them
 
 
 def test_fsdp_runs_on_gloo_and_agrees(results: dict[str, Any]) -> None:

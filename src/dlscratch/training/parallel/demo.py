@@ -101,9 +101,11 @@ def zero_check(rank: int, world: int, steps: int = 3) -> dict[str, Any]:
         for _ in range(steps):
             zero.zero_grad()
             nn.functional.mse_loss(zero(x[mine]), y[mine]).backward()
+            full_grads_left = any(p.grad is not None for p in zero.model.parameters())  # stage 2: freed in backward
             zero.step()
         held = zero.held_bytes()
         out[f"stage{stage}"] = {"max_abs_diff": (zero.full_parameters() - want).abs().max().item(), **held,
+                                "full_grads_after_backward": full_grads_left,
                                 "formula": zero_bytes_formula(zero.n_params, stage, world, element_size=8)}
     out["n_params"] = zero.n_params
     return out

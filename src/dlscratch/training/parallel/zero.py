@@ -15,8 +15,9 @@ variance). Our runs are in fp32, where the same total arises as :math:`4\Psi` we
 :class:`ZeRO` wraps an ``nn.Sequential``. Each child (a *unit*) has its parameters flattened into
 one vector padded to a multiple of :math:`N`; rank :math:`r` owns the :math:`r`-th slice and keeps
 Adam's moments for it alone. Stage 0 all-reduces the gradients (plain data parallelism); stage 1
-all-reduces them, updates its slice and all-gathers the parameters; stage 2 reduce-scatters the
-gradients so each rank keeps only its slice's; stage 3 keeps only its slice of the parameters
+all-reduces them, updates its slice and all-gathers the parameters; stage 2 reduce-scatters each
+unit's gradient during the backward pass, as soon as it is complete, so that each rank keeps
+only its slice's and at most one unit's whole gradient exists at a time; stage 3 keeps only its slice of the parameters
 too, all-gathers a unit's parameters just before its forward pass, frees them after it, and
 gathers them again in the backward pass (where the unit's forward is recomputed:
 :mod:`~dlscratch.training.parallel.recompute`). Chapter 37, *Scaling out*.
@@ -79,11 +80,21 @@ class _Unit:
         flat = torch.zeros(world * self.shard_len, dtype=params[0][1].dtype, device=params[0][1].device)
         flat[: self.numel] = torch.cat([p.detach().reshape(-1) for _, p in params])
         self.flat = flat  # the full parameters (stages 0-2); the model's parameters become views of it
+        self.dtype, self.device = flat.dtype, flat.device
         self.lo, self.hi = rank * self.shard_len, (rank + 1) * self.shard_len
 
     def views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         sizes = [math.prod(s) for s in self.shapes]
         return {n: v.view(s) for n, v, s in zip(self.names, flat[: self.numel].split(sizes), self.shapes)}
+
+    def take_flat_grad(self) -> torch.Tensor:
+        r"""The unit's gradients as one padded vector; the parameters' own ``.grad`` are dropped."""
+        g = torch.zeros(self.world * self.shard_len, dtype=self.dtype, device=self.device)
+        params = list(self.module.parameters())
+        g[: self.numel] = torch.cat([p.grad.reshape(-1) for p in params])
+        for p in params:
+            p.grad = None
+        return g
 
     def gather(self, shard: torch.Tensor) -> torch.Tensor:
         full = torch.empty(self.world * self.shard_len, dtype=shard.dtype, device=shard.device)
@@ -156,6 +167,18 @@ class ZeRO:
             u.m = torch.zeros(owned, dtype=u.shard.dtype if stage == 3 else u.flat.dtype)
             u.v = torch.zeros_like(u.m)
             u.grad = None
+            if stage == 2:  # reduce-scatter each unit's gradient as soon as backward has produced all of it
+                u.waiting = len(u.names)
+                for p in u.module.parameters():
+                    p.register_post_accumulate_grad_hook(lambda p, u=u: self._grad_ready(u))
+
+    def _grad_ready(self, u: _Unit) -> None:
+        r"""Stage 2: once a unit's last gradient is in, keep only this rank's slice of the averaged gradient."""
+        u.waiting -= 1
+        if u.waiting == 0:
+            shard = u.reduce_scatter_mean(u.take_flat_grad())  # the unit's full gradient is freed here
+            u.grad = shard if u.grad is None else u.grad + shard
+            u.waiting = len(u.names)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.stage < 3:
@@ -180,13 +203,8 @@ class ZeRO:
             if self.stage == 3:
                 self._adam(u.shard, u.shard.grad, u.m, u.v)
                 continue
-            g = torch.zeros_like(u.flat)
-            g[: u.numel] = torch.cat([p.grad.reshape(-1) for p in u.module.parameters()])
-            for p in u.module.parameters():
-                p.grad = None  # the flat copy replaces them
-            if self.stage == 2:
-                u.grad = u.reduce_scatter_mean(g)  # only this rank's slice is kept
-            else:
+            if self.stage < 2:
+                g = u.take_flat_grad()
                 dist.all_reduce(g, group=self.group)
                 u.grad = g.div_(self.world)  # the whole averaged gradient, on every rank
             if self.stage == 0:
