@@ -391,7 +391,7 @@ def train_sequence_lm(
         state = train(
             model, batches, opt, lr_lambda(warmup_cosine, warmup_steps=cfg.warmup_steps, total_steps=cfg.steps, min_ratio=cfg.min_lr_ratio),
             steps=cfg.steps, loss_fn=lambda m, b: m(*b)[1], start_step=start_step, grad_clip=cfg.grad_clip,
-            autocast=torch.bfloat16 if cfg.bf16 else None, callbacks=callbacks,
+            autocast=torch.bfloat16 if cfg.bf16 else None, callbacks=callbacks, progress=rank == 0,  # one bar, on rank 0
         )
     finally:
         if val_tokens is not None:
