@@ -15,6 +15,13 @@ differs, ``sample`` needs nothing but the file, and a GPT checkpoint given to ``
 reverse) is refused with an error naming both classes. ``--resume --steps N`` with a larger ``N``
 continues a finished run; the schedule then decays over the new total. A family with an
 ``export`` function gets an ``export`` subcommand (LLaMA: a Hugging Face folder).
+
+Under ``torchrun`` (chapter 37) ``train`` is data-parallel: ``torchrun --nproc-per-node=N -m
+dlscratch llama train ...`` starts :math:`N` processes (gloo on the CPU, NCCL with one GPU each);
+``--batch-size`` is per process, every process draws the same global batch and trains on its
+slice, the gradients are averaged during the backward pass
+(:class:`~dlscratch.training.parallel.ddp.BucketedAllReduce`), and rank 0 logs and writes the
+checkpoints. Without ``torchrun`` nothing changes.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -29,11 +37,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from ..data import load_shakespeare
 from ..tokenizers.char import CharTokenizer
 from ..training.checkpoint import checkpoint_config, load_checkpoint, read_checkpoint, save_checkpoint
 from ..training.lm import LMTrainConfig, make_optimizer, split_text, train_sequence_lm
+from ..training.parallel.ddp import BucketedAllReduce, broadcast_parameters, init_distributed
 from ..utils import device as default_device
 from ..utils import progress_enabled, seed_everything
 
@@ -94,13 +104,18 @@ def _train(family: Family, args: argparse.Namespace) -> int:
     model_cfg = replace(model_cfg, kernels=args.kernels)
     train_cfg = getattr(LMTrainConfig, family.train_presets[args.preset])()
     train_cfg = replace(train_cfg, **{k: getattr(args, k) for k in TRAIN_FLAGS + ("bf16",) if getattr(args, k) is not None})
+    log = _log if int(os.environ.get("RANK", "0")) == 0 else (lambda msg: None)  # under torchrun, rank 0 speaks
     meta = {"train": asdict(train_cfg), "data_sha256": hashlib.sha256(text.encode()).hexdigest(), "best_val": math.inf}
-    dev = torch.device(args.device) if args.device else default_device()
+    env = init_distributed(torch.device(args.device) if args.device else default_device())  # rank 0 of 1 without torchrun
+    dev = env.device
     out = Path(args.out)
     ckpt_path = out / "ckpt.pt"
 
     seed_everything(train_cfg.seed)
     model = family.model_class(model_cfg).to(dev)
+    if env.world_size > 1:  # data parallel: equal replicas, gradients averaged during backward
+        broadcast_parameters(model)
+        BucketedAllReduce(model)
     opt = make_optimizer(model, train_cfg)
     gen = torch.Generator().manual_seed(train_cfg.seed)
     start = 0
@@ -111,34 +126,45 @@ def _train(family: Family, args: argparse.Namespace) -> int:
             raise ValueError(f"cannot resume from {ckpt_path}: it comes from another run; " + "; ".join(diffs))
         meta["best_val"] = saved["meta"]["best_val"]
         start = load_checkpoint(ckpt_path, model=model, optimizer=opt, generator=gen, map_location=dev)  # checks class and config
-        _log(f"resumed {ckpt_path} at step {start}")
+        log(f"resumed {ckpt_path} at step {start}")
     train, val = split.train.to(dev), split.val.to(dev)
-    _log(
+    log(
         f"{family.model_class.__name__} {model.num_parameters():,} parameters (without position embeddings) | "
         f"{len(split.train):,} train / {len(split.val):,} val characters | vocabulary {model_cfg.vocab_size} | device {dev.type}"
     )
+    if env.world_size > 1:
+        log(f"data parallel: {env.world_size} processes ({dist.get_backend()}) x {train_cfg.batch_size} windows = "
+            f"{env.world_size * train_cfg.batch_size} windows a step")
     t0 = time.perf_counter()
 
     def save(path: Path, step: int) -> Path:
         return save_checkpoint(path, model=model, optimizer=opt, step=step, generator=gen, tokenizer=split.tokenizer, meta=meta)
 
     def on_eval(step: int, val_loss: float) -> None:
+        if not env.is_main:  # every rank holds the same weights; rank 0 writes them
+            return
         saved = [ckpt_path]
         if val_loss < meta["best_val"]:  # the lowest validation loss so far: also best.pt (for sampling)
             meta["best_val"] = val_loss
             saved.append(save(out / "best.pt", step))
         save(ckpt_path, step)
-        _log(f"step {step}/{train_cfg.steps} | val loss {val_loss:.4f} | {time.perf_counter() - t0:.1f} s | "
+        log(f"step {step}/{train_cfg.steps} | val loss {val_loss:.4f} | {time.perf_counter() - t0:.1f} s | "
              f"saved {', '.join(str(p) for p in saved)}")
 
     if start >= train_cfg.steps:
-        _log(f"{ckpt_path} already holds {start} steps (asked for {train_cfg.steps}; pass a larger --steps to continue)")
+        log(f"{ckpt_path} already holds {start} steps (asked for {train_cfg.steps}; pass a larger --steps to continue)")
+        if env.world_size > 1:
+            dist.destroy_process_group()
         return 0
-    hist = train_sequence_lm(
-        model, train, train_cfg, optimizer=opt, generator=gen, start_step=start,
-        val_tokens=val, eval_every=args.eval_every, on_eval=on_eval,
-    )
-    _log(
+    try:
+        hist = train_sequence_lm(
+            model, train, train_cfg, optimizer=opt, generator=gen, start_step=start,
+            val_tokens=val, eval_every=args.eval_every, on_eval=on_eval, rank=env.rank, world_size=env.world_size,
+        )
+    finally:
+        if env.world_size > 1:
+            dist.destroy_process_group()
+    log(
         f"done: val loss {hist.val_loss[-1]:.4f} (best {meta['best_val']:.4f}, in {out / 'best.pt'}) | "
         f"{hist.tokens / hist.train_seconds:,.0f} training tokens/s"
     )

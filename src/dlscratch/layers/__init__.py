@@ -17,6 +17,15 @@ from .losses import cross_entropy
 from .lora import LoRALinear, add_lora, load_lora_state_dict, lora_modules, lora_state_dict, low_rank_factors, merge_lora, unmerge_lora
 from .moe import MoE, drop_fraction, expert_capacity, load_balancing_loss, route, router_z_loss
 from .norms import NORMS, BatchNorm1d, BatchNorm2d, FusedLayerNorm, FusedRMSNorm, LayerNorm, RMSNorm, batch_norm, make_norm
+from .tensor_parallel import (
+    ColumnParallelLinear,
+    RowParallelLinear,
+    TensorParallelAttention,
+    TensorParallelMLP,
+    check_tp_degree,
+    copy_to_parallel,
+    reduce_from_parallel,
+)
 from .quant import (
     NF4Linear,
     bits_per_parameter,
@@ -179,4 +188,12 @@ __all__ = [
     "unpack_4bit",
     "NF4Linear",
     "quantize_linears",
+    # tensor parallelism (chapter 37)
+    "ColumnParallelLinear",
+    "RowParallelLinear",
+    "TensorParallelMLP",
+    "TensorParallelAttention",
+    "check_tp_degree",
+    "copy_to_parallel",
+    "reduce_from_parallel",
 ]

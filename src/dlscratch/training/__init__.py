@@ -1,4 +1,4 @@
-r"""Training: the one loop and its callbacks, evaluation, the sentiment baselines, checkpoints and mechanics, and the results ledger, scaling-law fits, BERT's masked-language-model pre-training and fine-tuning."""
+r"""Training: the one loop and its callbacks, evaluation, the sentiment baselines, checkpoints and mechanics, and the results ledger, scaling-law fits, BERT's masked-language-model pre-training and fine-tuning, and training on several processes (:mod:`~dlscratch.training.parallel`)."""
 
 from .baselines import SentimentBaselines, sentiment_baselines
 from .callbacks import Callback, Evaluate, ProgressBar
@@ -48,6 +48,8 @@ from .scaling import (
 from .scaling_runs import ScalingRun, ladder_config, train_run
 from .mechanics import DynamicLossScaler, accumulate_gradients, clip_grad_norm
 from .state import TrainState
+from . import parallel
+from .parallel import BucketedAllReduce, ZeRO, checkpoint_sequential, gpipe_step, init_distributed, shard_batch
 from .text2text import T5_SPECIALS, Text2TextBatch, encode_text2text, exact_match, sentinel_ids, seq2seq_loss, t5_tokenizer, train_text2text
 
 __all__ = [
@@ -134,4 +136,11 @@ __all__ = [
     "bert_accuracy",
     "encoder_features",
     "fit_linear_head",
+    "parallel",
+    "BucketedAllReduce",
+    "ZeRO",
+    "checkpoint_sequential",
+    "gpipe_step",
+    "init_distributed",
+    "shard_batch",
 ]

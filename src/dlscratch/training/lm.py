@@ -24,6 +24,7 @@ from ..optimizers.schedules import lr_lambda, warmup_cosine
 from ..tokenizers.char import CharTokenizer
 from .callbacks import Evaluate
 from .loop import train
+from .parallel.ddp import shard_batch
 
 __all__ = [
     "TextSplit",
@@ -335,6 +336,8 @@ def train_sequence_lm(
     on_eval: Callable[[int, float], None] | None = None,
     history: LMHistory | None = None,
     keep_best: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> LMHistory:
     r"""Train ``model`` on random windows of ``train_tokens`` for steps ``start_step .. cfg.steps - 1``.
 
@@ -361,6 +364,14 @@ def train_sequence_lm(
         history: extended in place when given (resuming), else a new one.
         keep_best: end with the weights of the validation with the lowest loss (early stopping,
             as nanoGPT keeps its best checkpoint) instead of the last ones.
+        rank: this process's rank in data-parallel training (chapter 37).
+        world_size: the number of data-parallel processes. Every rank draws the same global
+            batch of ``world_size * cfg.batch_size`` windows from ``generator`` and keeps its
+            own slice (:func:`~dlscratch.training.parallel.ddp.shard_batch`), so ranks see
+            disjoint windows and, with the gradients averaged (e.g. by
+            :class:`~dlscratch.training.parallel.ddp.BucketedAllReduce`), ``world_size`` processes
+            take the steps one process takes at ``world_size`` times the batch. With 1 (the
+            default) the batches are exactly the single-process ones.
 
     Returns:
         The :class:`LMHistory`.
@@ -369,7 +380,8 @@ def train_sequence_lm(
     opt = make_optimizer(model, cfg) if optimizer is None else optimizer
     gen = torch.Generator().manual_seed(cfg.seed) if generator is None else generator
     hist = LMHistory() if history is None else history
-    batches = iter(lambda: random_windows(train_tokens, T, cfg.batch_size, gen), None)  # endless
+    mine = shard_batch(cfg.batch_size * world_size, rank, world_size)
+    batches = iter(lambda: tuple(t[mine] for t in random_windows(train_tokens, T, cfg.batch_size * world_size, gen)), None)  # endless
     callbacks = []
     if val_tokens is not None:
         report = None if on_eval is None else lambda state, m: on_eval(state.step, m["val_loss"])
@@ -379,7 +391,7 @@ def train_sequence_lm(
         state = train(
             model, batches, opt, lr_lambda(warmup_cosine, warmup_steps=cfg.warmup_steps, total_steps=cfg.steps, min_ratio=cfg.min_lr_ratio),
             steps=cfg.steps, loss_fn=lambda m, b: m(*b)[1], start_step=start_step, grad_clip=cfg.grad_clip,
-            autocast=torch.bfloat16 if cfg.bf16 else None, callbacks=callbacks,
+            autocast=torch.bfloat16 if cfg.bf16 else None, callbacks=callbacks, progress=rank == 0,  # one bar, on rank 0
         )
     finally:
         if val_tokens is not None:
@@ -390,7 +402,7 @@ def train_sequence_lm(
     hist.train_loss += state.train_loss
     hist.lr += state.lrs
     hist.train_seconds += state.train_seconds
-    hist.tokens += len(state.losses) * cfg.batch_size * T
+    hist.tokens += len(state.losses) * cfg.batch_size * T * world_size  # over all ranks
     return hist
 
 
