@@ -48,6 +48,7 @@ from .span_corruption import (
 from .t5 import T5, T5Config
 from .wavenet import WaveNet, WaveNetConfig
 from .zero_shot import continuation_logprobs, label_word_scores
+from .bi_encoder import BiEncoder, BiEncoderConfig, SpeakerReader, TextEncoder
 
 __all__ = [
     "BigramCounts",
@@ -139,4 +140,8 @@ __all__ = [
     "hf_bert_name",
     "pack_pair",
     "batch_inputs",
+    "BiEncoderConfig",
+    "TextEncoder",
+    "BiEncoder",
+    "SpeakerReader",
 ]

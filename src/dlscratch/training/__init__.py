@@ -48,6 +48,10 @@ from .scaling_runs import ScalingRun, ladder_config, train_run
 from .mechanics import DynamicLossScaler, accumulate_gradients, clip_grad_norm
 from .state import TrainState
 from .text2text import T5_SPECIALS, Text2TextBatch, encode_text2text, exact_match, sentinel_ids, seq2seq_loss, t5_tokenizer, train_text2text
+from .bm25 import BM25, bm25_idf
+from .ivf import IVFIndex, kmeans
+from .rag import embed, encode_texts, in_batch_negatives_loss, reader_inputs, train_bi_encoder, train_reader, word_ids
+from .retrieval import Chunks, DenseIndex, check_queries, chunk_passages, recall_at_k, top_k
 
 __all__ = [
     "SentimentBaselines",
@@ -129,4 +133,21 @@ __all__ = [
     "bert_accuracy",
     "encoder_features",
     "fit_linear_head",
+    "BM25",
+    "bm25_idf",
+    "IVFIndex",
+    "kmeans",
+    "in_batch_negatives_loss",
+    "word_ids",
+    "encode_texts",
+    "embed",
+    "reader_inputs",
+    "train_bi_encoder",
+    "train_reader",
+    "check_queries",
+    "top_k",
+    "recall_at_k",
+    "DenseIndex",
+    "Chunks",
+    "chunk_passages",
 ]
