@@ -12,7 +12,14 @@ import torch
 
 from .retrieval import DenseIndex
 
-__all__ = ["kmeans", "IVFIndex"]
+__all__ = ["kmeans", "nearest_centroid", "IVFIndex"]
+
+
+def nearest_centroid(x: torch.Tensor, centroids: torch.Tensor, batch_size: int = 65536) -> torch.Tensor:
+    r"""The index of each point's nearest centroid in squared distance, in batches of points: :math:`(N, D), (k, D) \to (N,)`."""
+    c_sq = (centroids * centroids).sum(1)  # (k,)
+    out = [(c_sq - 2 * x[s : s + batch_size] @ centroids.T).argmin(1) for s in range(0, len(x), batch_size)]  # ||x||^2 is the same for all c
+    return torch.cat(out)
 
 
 def kmeans(x: torch.Tensor, k: int, iters: int = 10, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,13 +78,14 @@ class IVFIndex:
     r"""Inverted-file index for maximum inner product over (normalised) vectors.
 
     Build: k-means on the vectors, then one list of vector ids per cell, padded into an
-    ``(n_lists, L_max)`` table. Search: the ``nprobe`` cells of highest centroid inner product,
+    ``(n_lists, L_max)`` table, and the cells' vectors stored contiguously, cell by cell, in an
+    ``(n_lists, L_max, D)`` block (zeros in the padding). Search: the ``nprobe`` cells of highest centroid inner product,
     their vectors gathered and scored, the best ``k`` kept:
 
     .. math::
 
-        \mathcal{C}(\mathbf{q}) = \operatorname{top-}n_\text{probe}\; \mathbf{q}\T \boldsymbol{\mu}_c, \qquad
-        \operatorname{top-}k_{\; j \,:\, a_j \in \mathcal{C}(\mathbf{q})}\; \mathbf{q}\T \mathbf{p}_j
+        \mathcal{C}(\mathbf{q}) = \operatorname{top-}n_\text{probe}\; \mathbf{q}^\top \boldsymbol{\mu}_c, \qquad
+        \operatorname{top-}k_{\; j \,:\, a_j \in \mathcal{C}(\mathbf{q})}\; \mathbf{q}^\top \mathbf{p}_j
 
     With unit vectors, the nearest centroid in distance is the one of highest inner product.
     Chapter 32.
@@ -87,17 +95,23 @@ class IVFIndex:
         n_lists: the number of k-means cells.
         iters: k-means iterations.
         generator: seeds k-means.
+        sample: train k-means on this many vectors drawn at random (all when ``None``), then assign
+            every vector to its nearest centroid, as FAISS trains on a sample.
     """
 
-    def __init__(self, vectors: torch.Tensor, n_lists: int, iters: int = 10, generator: torch.Generator | None = None) -> None:
+    def __init__(self, vectors: torch.Tensor, n_lists: int, iters: int = 10, generator: torch.Generator | None = None,
+                 sample: int | None = None) -> None:
         self.vectors = DenseIndex(vectors).vectors  # (N, D), shape-checked
-        self.centroids, assign = kmeans(vectors, n_lists, iters, generator)  # (n_lists, D), (N,)
+        train = vectors if sample is None or sample >= len(vectors) else vectors[torch.randperm(len(vectors), generator=generator)[:sample]]
+        self.centroids, _ = kmeans(train, n_lists, iters, generator)  # (n_lists, D)
+        assign = nearest_centroid(vectors, self.centroids)  # (N,)
         sizes = torch.bincount(assign, minlength=n_lists)  # (n_lists,)
         order = assign.argsort(stable=True)  # vector ids grouped by cell
         start = torch.cumsum(sizes, 0) - sizes  # (n_lists,) first slot of each cell in `order`
         slot = torch.arange(len(order)) - start[assign[order]]  # position of each id inside its cell
         self.lists = torch.full((n_lists, int(sizes.max())), -1, dtype=torch.long)  # (n_lists, L_max), -1 = empty slot
         self.lists[assign[order], slot] = order
+        self.blocks = vectors[self.lists.clamp(min=0)] * (self.lists >= 0)[..., None]  # (n_lists, L_max, D), cell by cell
         self.sizes = sizes
 
     def search(self, queries: torch.Tensor, k: int, nprobe: int) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -121,16 +135,23 @@ class IVFIndex:
             raise ValueError(f"nprobe must be between 1 and n_lists={n_lists}, got nprobe={nprobe}")
         if not 1 <= k <= len(self.vectors):
             raise ValueError(f"k must be between 1 and the corpus size N={len(self.vectors)}, got k={k}")
-        cells = (queries @ self.centroids.T).topk(nprobe, dim=-1).indices  # (n_q, nprobe)
-        cand = self.lists[cells].flatten(1)  # (n_q, nprobe * L_max) vector ids, -1 = padding
-        valid = cand >= 0
-        vecs = self.vectors[cand.clamp(min=0)]  # (n_q, M, D)
-        scores = (vecs @ queries[:, :, None]).squeeze(-1).masked_fill(~valid, float("-inf"))  # (n_q, M)
-        kk = min(k, scores.shape[1])
-        vals, pos = scores.topk(kk, dim=-1)  # (n_q, kk)
-        ids = cand.gather(1, pos).masked_fill(vals == float("-inf"), -1)
-        if kk < k:  # fewer slots than k: pad
-            pad = k - kk
+        vals, ids, scored = [], [], 0.0
+        L_max, D = self.blocks.shape[1:]
+        step = max(1, (1 << 22) // (nprobe * L_max * D))  # queries per batch: at most ~4M gathered numbers
+        flat = self.blocks.view(n_lists, L_max * D)  # one row per cell: a cell is one contiguous copy
+        for s in range(0, len(queries), step):
+            q = queries[s : s + step]  # (b, D)
+            cells = (q @ self.centroids.T).topk(nprobe, dim=-1).indices  # (b, nprobe)
+            cand = self.lists[cells].flatten(1)  # (b, M = nprobe * L_max) vector ids, -1 = padding
+            vecs = flat.index_select(0, cells.flatten()).view(len(q), nprobe * L_max, D)  # (b, M, D)
+            scores = (vecs @ q[:, :, None]).squeeze(-1).masked_fill(cand < 0, float("-inf"))  # (b, M)
+            v, pos = scores.topk(min(k, scores.shape[1]), dim=-1)  # (b, k')
+            vals.append(v)
+            ids.append(cand.gather(1, pos).masked_fill(v == float("-inf"), -1))
+            scored += (cand >= 0).sum().item()
+        vals, ids = torch.cat(vals), torch.cat(ids)
+        if vals.shape[1] < k:  # fewer slots than k: pad
+            pad = k - vals.shape[1]
             vals = torch.cat([vals, vals.new_full((len(vals), pad), float("-inf"))], 1)
             ids = torch.cat([ids, ids.new_full((len(ids), pad), -1)], 1)
-        return vals, ids, valid.sum(1).float().mean().item()
+        return vals, ids, scored / len(queries)

@@ -72,7 +72,7 @@ def recall_at_k(retrieved: torch.Tensor, relevant: torch.Tensor, k: int | None =
 class DenseIndex:
     r"""Exact maximum-inner-product search: every passage scored by one matrix product.
 
-    .. math:: \operatorname{top-}k_{\,j}\; \mathbf{q}\T \mathbf{p}_j \quad\text{for all } j \text{ at once: } \mathbf{Q} \mathbf{P}\T
+    .. math:: \operatorname{top-}k_{\,j}\; \mathbf{q}^\top \mathbf{p}_j \quad\text{for all } j \text{ at once: } \mathbf{Q} \mathbf{P}^\top
 
     Chapter 32.
 
