@@ -8,28 +8,10 @@ import torch
 
 from dlscratch.data.shakespeare_turns import speaker_turns, word_tokens
 from dlscratch.training.bm25 import BM25
+from tests.data.test_shakespeare_turns import PLAY
 
 rank_bm25 = pytest.importorskip("rank_bm25")
 
-PLAY = """First Citizen:
-Before we proceed any further, hear me speak.
-
-All:
-Speak, speak.
-
-First Citizen:
-You are all resolved rather to die than to famish?
-
-All:
-Resolved. resolved.
-
-First Citizen:
-First, you know Caius Marcius is chief enemy to the people.
-We know't, we know't.
-
-Second Citizen:
-One word, good citizens.
-"""
 
 
 def corpus() -> list[list[str]]:
@@ -41,7 +23,7 @@ def test_scores_equal_rank_bm25(k1: float, b: float) -> None:
     docs = corpus()
     ours = BM25(docs, k1=k1, b=b, dtype=torch.float64)
     theirs = rank_bm25.BM25Okapi(docs, k1=k1, b=b)
-    queries = [["speak", "speak", "citizen"], ["first", "citizen"], ["unknown", "word"], ["resolved"], ["we", "know't", "the"]]
+    queries = [["speak", "speak", "citizen"], ["first", "citizen"], ["unknown", "word"], ["resolved"], ["what", "work's", "you"]]
     got = ours.scores(queries)
     want = torch.tensor(np.stack([theirs.get_scores(q) for q in queries]))
     torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-12)
@@ -67,14 +49,14 @@ def test_random_corpus_matches() -> None:
 
 def test_search_ranks_best_first() -> None:
     docs = corpus()
-    vals, idx = BM25(docs).search([["caius", "marcius"]], k=2)
-    assert idx[0, 0].item() == 4 and vals[0, 0] > vals[0, 1]
+    vals, idx = BM25(docs).search([["bats", "and", "clubs"]], k=2)
+    assert idx[0, 0].item() == 3 and vals[0, 0] > vals[0, 1]
 
 
 def test_bad_input() -> None:
     docs = corpus()
     index = BM25(docs)
-    with pytest.raises(ValueError, match=r"k=9.*N=6|N=6.*k=9"):
+    with pytest.raises(ValueError, match=r"N=4, got k=9"):
         index.search([["speak"]], k=9)
     with pytest.raises(ValueError, match="query 1 is empty"):
         index.scores([["speak"], []])

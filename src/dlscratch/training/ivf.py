@@ -137,7 +137,7 @@ class IVFIndex:
             raise ValueError(f"k must be between 1 and the corpus size N={len(self.vectors)}, got k={k}")
         vals, ids, scored = [], [], 0.0
         L_max, D = self.blocks.shape[1:]
-        step = max(1, (1 << 22) // (nprobe * L_max * D))  # queries per batch: at most ~4M gathered numbers
+        step = max(1, (1 << 20) // (nprobe * L_max * D))  # queries per batch: at most ~1M gathered numbers
         flat = self.blocks.view(n_lists, L_max * D)  # one row per cell: a cell is one contiguous copy
         for s in range(0, len(queries), step):
             q = queries[s : s + step]  # (b, D)
