@@ -70,7 +70,7 @@ class BiEncoder(nn.Module):
 
     .. math::
 
-        \operatorname{sim}(q, p) = \frac{\hat{\mathbf{e}}_Q(q)\T \hat{\mathbf{e}}_P(p)}{\tau},
+        \operatorname{sim}(q, p) = \frac{\hat{\mathbf{e}}_Q(q)^\top \hat{\mathbf{e}}_P(p)}{\tau},
         \qquad \hat{\mathbf{e}} = \mathbf{e} / \lVert \mathbf{e} \rVert
 
     DPR uses the raw inner product; unit vectors and a temperature make a small encoder trained

@@ -1,7 +1,7 @@
 r"""BM25 (Okapi) from scratch: a sparse term-document weight matrix, scored by one matrix product.
 
-Chapter 32, *Retrieval-augmented generation*. Each (term, document) pair that occurs gets the
-weight of :eq:`eq-rag-bm25`; the score of a query is the sum of the weights of its tokens (a token
+Chapter 32, *Retrieval-augmented generation*. Each (term, document) pair that occurs gets its
+weight in the sum below (:class:`BM25`); the score of a query is the sum of the weights of its tokens (a token
 repeated in the query counts again), so the scores of a batch of queries against every document
 are one sparse-dense product: ``W (N, V) @ counts.T (V, n_q)``. The idf, its floor for terms in more
 than half the documents, and the defaults follow ``rank_bm25.BM25Okapi``, which the tests and the
