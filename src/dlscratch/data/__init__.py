@@ -30,6 +30,7 @@ from .text import load_names, load_shakespeare
 from .toy_seq import DATE_VOCAB, Seq2SeqSplit, Seq2SeqTensors, date_split, encode_pairs, format_date
 from .toy_tasks import IGNORE_INDEX, RetrievalData, key_value_retrieval, previous_token_task, selective_copying
 from .translation import DIGIT_VOCAB, NUMBER_WORDS, TranslationSplit, encode_translation, number_split, number_to_words
+from .shakespeare_turns import RagSplit, Turn, rag_split, speaker_turns, word_tokens
 
 __all__ = [
     "DIGIT_NAMES",
@@ -90,4 +91,9 @@ __all__ = [
     "encode_translation",
     "repeated_tokens",
     "regression_prompts",
+    "Turn",
+    "RagSplit",
+    "speaker_turns",
+    "rag_split",
+    "word_tokens",
 ]

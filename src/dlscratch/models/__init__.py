@@ -50,6 +50,7 @@ from .vit import ViT, ViTConfig, conv_stem, vit_block, vit_init
 from .vit_hf import hf_vit_config, hf_vit_grads, hf_vit_name, vit_state_dict_from_hf
 from .wavenet import WaveNet, WaveNetConfig
 from .zero_shot import continuation_logprobs, label_word_scores
+from .bi_encoder import BiEncoder, BiEncoderConfig, SpeakerReader, TextEncoder
 
 __all__ = [
     "BigramCounts",
@@ -150,4 +151,8 @@ __all__ = [
     "vit_state_dict_from_hf",
     "hf_vit_grads",
     "hf_vit_config",
+    "BiEncoderConfig",
+    "TextEncoder",
+    "BiEncoder",
+    "SpeakerReader",
 ]

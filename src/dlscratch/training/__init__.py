@@ -51,6 +51,10 @@ from .state import TrainState
 from . import parallel
 from .parallel import BucketedAllReduce, ZeRO, checkpoint_sequential, gpipe_step, init_distributed, shard_batch
 from .text2text import T5_SPECIALS, Text2TextBatch, encode_text2text, exact_match, sentinel_ids, seq2seq_loss, t5_tokenizer, train_text2text
+from .bm25 import BM25, bm25_idf
+from .ivf import IVFIndex, kmeans
+from .rag import embed, encode_texts, in_batch_negatives_loss, reader_inputs, train_bi_encoder, train_reader, word_ids
+from .retrieval import Chunks, DenseIndex, check_queries, chunk_passages, recall_at_k, top_k
 
 __all__ = [
     "T4_PEAK_FLOPS",
@@ -143,4 +147,21 @@ __all__ = [
     "gpipe_step",
     "init_distributed",
     "shard_batch",
+    "BM25",
+    "bm25_idf",
+    "IVFIndex",
+    "kmeans",
+    "embed",
+    "encode_texts",
+    "in_batch_negatives_loss",
+    "reader_inputs",
+    "train_bi_encoder",
+    "train_reader",
+    "word_ids",
+    "check_queries",
+    "top_k",
+    "recall_at_k",
+    "DenseIndex",
+    "Chunks",
+    "chunk_passages",
 ]
