@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..training.bm25 import BM25
-from .answers import require_callable, require_number
+from .answers import close, require_callable, require_number
 from .core import exercise
 
 __all__ = ["SATURATION_VALUES", "INBATCH_VALUES", "check_bm25_scores", "check_saturation", "check_initial_loss"]
@@ -23,10 +23,6 @@ __all__ = ["SATURATION_VALUES", "INBATCH_VALUES", "check_bm25_scores", "check_sa
 SATURATION_VALUES = {"k1": 1.5, "b": 0.75, "f": 10}
 # rag.initial_loss: in-batch negatives with this batch size, at a start where every similarity is equal
 INBATCH_VALUES = {"batch_size": 64}
-
-
-def _close(a: float, b: float, rel: float = 1e-6) -> bool:
-    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)
 
 
 def _variants(docs: list[list[str]], query: list[str], k1: float, b: float) -> dict[str, torch.Tensor]:
@@ -93,14 +89,14 @@ def check_saturation(answer: Any) -> None:
     got = require_number(answer, "the ratio")
     k1, f = SATURATION_VALUES["k1"], SATURATION_VALUES["f"]
     want = f * (k1 + 1) / (f + k1)  # at |d| = avgdl the norm is k1; one occurrence gives (k1 + 1) / (1 + k1) = 1
-    if _close(got, want, 1e-4):
+    if close(got, want, 1e-4):
         return
-    if _close(got, f, 1e-4):
+    if close(got, f, 1e-4):
         raise AssertionError("that is plain term frequency; BM25 saturates: the term's weight grows as f (k1 + 1) / (f + k1).")
-    if _close(got, k1 + 1, 1e-4):
+    if close(got, k1 + 1, 1e-4):
         raise AssertionError("that is the limit as f grows without bound; the question asks for f = "
                              f"{f}, where the curve has not reached it.")
-    if _close(got, math.log(f) + 1, 1e-4) or _close(got, 1 + math.log(f), 1e-4):
+    if close(got, math.log(f) + 1, 1e-4) or close(got, 1 + math.log(f), 1e-4):
         raise AssertionError("that is the logarithmic tf of TF-IDF; BM25's saturation is f (k1 + 1) / (f + k1 K) with K = 1 here.")
     raise AssertionError(f"{got:g} is not it: at |d| = avgdl the length factor is 1, so the weight is idf · f (k1 + 1) / (f + k1).")
 
@@ -111,12 +107,12 @@ def check_initial_loss(answer: Any) -> None:
     got = require_number(answer, "the loss")
     B = INBATCH_VALUES["batch_size"]
     want = math.log(B)
-    if _close(got, want, 1e-4):
+    if close(got, want, 1e-4):
         return
-    if _close(got, math.log(B - 1), 1e-4):
+    if close(got, math.log(B - 1), 1e-4):
         raise AssertionError("the softmax runs over all B passages of the row, the positive included: B terms, not B - 1.")
-    if _close(got, math.log2(B), 1e-4):
+    if close(got, math.log2(B), 1e-4):
         raise AssertionError("that is in bits; the loss uses the natural logarithm.")
-    if _close(got, math.log(B * B), 1e-4):
+    if close(got, math.log(B * B), 1e-4):
         raise AssertionError("each question's softmax is over one row of B similarities, not over the whole B x B matrix.")
     raise AssertionError(f"{got:g} is not it: with equal similarities the softmax of each row is uniform over the batch.")
