@@ -3,6 +3,7 @@ r"""Training: the one loop and its callbacks, evaluation, the sentiment baseline
 from .baselines import SentimentBaselines, sentiment_baselines
 from .callbacks import Callback, Evaluate, ProgressBar
 from .checkpoint import checkpoint_config, load_checkpoint, read_checkpoint, save_checkpoint
+from .compress import gptq_quantize_model, layer_inputs, saved_bytes
 from .classify import History, accuracy, confusion_matrix, epoch_batches, evaluate_classifier, fit_classifier, predict
 from .evaluate import mean_nll
 from .finetune import FineTuneConfig, classifier_accuracy, fine_tune, length_buckets
@@ -129,4 +130,7 @@ __all__ = [
     "bert_accuracy",
     "encoder_features",
     "fit_linear_head",
+    "gptq_quantize_model",
+    "layer_inputs",
+    "saved_bytes",
 ]
