@@ -21,6 +21,9 @@ def test_layer_inputs() -> None:
     model, x = _model(), torch.randn(5, 3, 16, dtype=torch.float64)
     got = layer_inputs(model, model[2], lambda m: (m(x[:2]), m(x[2:])))
     torch.testing.assert_close(got, torch.relu(model[0](x)).reshape(-1, 32))
+    dropped = nn.Sequential(nn.Dropout(0.5), nn.Linear(16, 4)).double().train()
+    torch.testing.assert_close(layer_inputs(dropped, dropped[1], lambda m: m(x)), x.reshape(-1, 16))
+    assert dropped.training  # restored
 
 
 def test_gptq_model_is_sequential() -> None:

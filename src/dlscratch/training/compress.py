@@ -28,15 +28,20 @@ __all__ = ["layer_inputs", "gptq_quantize_model", "saved_bytes"]
 def layer_inputs(model: nn.Module, module: nn.Module, run: Callable[[nn.Module], object]) -> torch.Tensor:
     r"""The input of ``module`` while ``run(model)`` executes, every call concatenated along the batch.
 
+    The model runs in ``eval()`` mode (no dropout), restored afterwards.
+
     Shape:
         - output: :math:`(n, d_{in})`, all leading dimensions flattened
     """
     seen: list[torch.Tensor] = []
     handle = module.register_forward_hook(lambda m, args, out: seen.append(args[0].reshape(-1, args[0].shape[-1])))
+    was_training = model.training
+    model.eval()
     try:
         run(model)
     finally:
         handle.remove()
+        model.train(was_training)
     return torch.cat(seen)
 
 
