@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlscratch.layers.losses import cross_entropy
+from dlscratch.layers.losses import cross_entropy, distillation_loss
 from tests.helpers import assert_same_forward_backward
 
 
@@ -92,3 +92,36 @@ def test_cross_entropy_on_cuda_does_not_sync() -> None:
     finally:
         torch.cuda.set_sync_debug_mode("default")
     torch.testing.assert_close(loss, F.cross_entropy(logits, target))
+
+
+class TestDistillationLoss:
+    """Hinton et al. (2015): the T^2-scaled KL to the teacher's softened distribution, plus the hard labels."""
+
+    def test_equals_torch_kl_div_and_cross_entropy(self) -> None:
+        z = torch.randn(6, 10, dtype=torch.float64, requires_grad=True)
+        v, y = torch.randn(6, 10, dtype=torch.float64) * 3, torch.randint(0, 10, (6,))
+        for T, alpha in ((1.0, 0.5), (4.0, 0.9), (10.0, 1.0), (2.0, 0.0)):
+            ours = distillation_loss(z, v, y, T, alpha)
+            z2 = z.detach().clone().requires_grad_(True)
+            ref = alpha * T**2 * F.kl_div(F.log_softmax(z2 / T, -1), F.log_softmax(v / T, -1), reduction="batchmean",
+                                          log_target=True) + (1 - alpha) * F.cross_entropy(z2, y)
+            torch.testing.assert_close(ours, ref)
+            (g,) = torch.autograd.grad(ours, z)
+            ref.backward()
+            torch.testing.assert_close(g, z2.grad)
+
+    def test_soft_gradient_is_t_times_the_probability_gap(self) -> None:
+        z = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
+        v, T = torch.randn(4, 5, dtype=torch.float64), 6.0
+        distillation_loss(z, v, torch.zeros(4, dtype=torch.long), T, alpha=1.0).backward()
+        want = T * ((z.detach() / T).softmax(-1) - (v / T).softmax(-1)) / 4
+        torch.testing.assert_close(z.grad, want)
+
+    def test_bad_input(self) -> None:
+        z, y = torch.randn(3, 4), torch.zeros(3, dtype=torch.long)
+        with pytest.raises(ValueError, match="temperature must be positive, got temperature=0"):
+            distillation_loss(z, z, y, 0)
+        with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
+            distillation_loss(z, z, y, 2.0, 1.5)
+        with pytest.raises(ValueError, match="same shape"):
+            distillation_loss(z, torch.randn(3, 5), y)

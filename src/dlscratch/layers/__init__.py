@@ -13,7 +13,9 @@ from .attention import *  # noqa: F403 - its __all__, listed once, in attention/
 from .conv import Conv2d, conv2d_loops, conv2d_unfold, conv_output_size, sliding_windows, unfold2d
 from .dropout import Dropout, dropout
 from .feedforward import ACTIVATIONS, MLP, SwiGLU, relu2, swiglu_hidden
-from .losses import cross_entropy
+from .gptq import gptq_hessian, gptq_quantize, layer_error, obq_quantize
+from .int8 import Int8Linear, int8_matmul, int_matmul, llm_int8_matmul, outlier_columns
+from .losses import cross_entropy, distillation_loss
 from .lora import LoRALinear, add_lora, load_lora_state_dict, lora_modules, lora_state_dict, low_rank_factors, merge_lora, unmerge_lora
 from .moe import MoE, drop_fraction, expert_capacity, load_balancing_loss, route, router_z_loss
 from .norms import NORMS, BatchNorm1d, BatchNorm2d, FusedLayerNorm, FusedRMSNorm, LayerNorm, RMSNorm, batch_norm, make_norm
@@ -38,8 +40,24 @@ from .quant import (
     quantize_blockwise,
     quantize_dequantize,
     quantize_linears,
+    replace_linears,
     unpack_4bit,
 )
+from .quant_int import (
+    QuantizedTensor,
+    QuantLinear,
+    check_bits,
+    code_range,
+    dequantize,
+    fake_quantize,
+    grid_params,
+    quantize,
+    quantize_model_linears,
+    quantize_with,
+    scale_rows,
+    weight_bits,
+)
+from .prune import hold_masks, ln_structured_mask, magnitude_mask, n_m_mask, shrink_swiglu, sparsity
 from .patch import PatchEmbedding, check_patch_size, patchify, unpatchify
 from .pooling import AvgPool2d, MaxPool2d, avg_pool2d, max_pool2d
 from .positional import (
@@ -73,6 +91,7 @@ __all__ = [
     "log_softmax",
     "gelu",
     "cross_entropy",
+    "distillation_loss",
     # regularisation and normalisation
     "dropout",
     "Dropout",
@@ -196,4 +215,33 @@ __all__ = [
     "check_tp_degree",
     "copy_to_parallel",
     "reduce_from_parallel",
+    "replace_linears",
+    # integer quantisation, int8 matmul, GPTQ and pruning (chapter 36)
+    "QuantizedTensor",
+    "QuantLinear",
+    "check_bits",
+    "code_range",
+    "dequantize",
+    "fake_quantize",
+    "grid_params",
+    "quantize",
+    "quantize_model_linears",
+    "quantize_with",
+    "scale_rows",
+    "weight_bits",
+    "Int8Linear",
+    "int8_matmul",
+    "int_matmul",
+    "llm_int8_matmul",
+    "outlier_columns",
+    "gptq_hessian",
+    "gptq_quantize",
+    "obq_quantize",
+    "layer_error",
+    "hold_masks",
+    "ln_structured_mask",
+    "magnitude_mask",
+    "n_m_mask",
+    "shrink_swiglu",
+    "sparsity",
 ]

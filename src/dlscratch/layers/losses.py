@@ -4,7 +4,8 @@ The softmax cross-entropy of logits :math:`\mathbf{z} \in \mathbb{R}^K` against 
 distribution :math:`\mathbf{q}` is :math:`-\sum_k q_k \log \operatorname{softmax}(\mathbf{z})_k`.
 With a one-hot target it is the negative log-likelihood of the true class; label smoothing mixes
 the one-hot target with the uniform distribution. Introduced in chapter 6 (deep networks); label
-smoothing in chapter 8 (regularization).
+smoothing in chapter 8 (regularization); knowledge distillation, the same loss against a
+teacher's softened distribution, in chapter 36 (model compression).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 
 from .activations import log_softmax
 
-__all__ = ["cross_entropy"]
+__all__ = ["cross_entropy", "distillation_loss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -85,3 +86,52 @@ def cross_entropy(
     if reduction == "sum":
         return loss.sum()
     return loss
+
+
+def distillation_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    target: torch.Tensor,
+    temperature: float = 4.0,
+    alpha: float = 0.9,
+) -> torch.Tensor:
+    r"""Knowledge distillation (Hinton et al., 2015): match the teacher's softened distribution, plus the hard labels.
+
+    .. math::
+
+        \mathcal L = \alpha\, T^2\, \frac{1}{N}\sum_n \operatorname{KL}\bigl(\mathbf q^T_n \,\Vert\, \mathbf p^T_n\bigr)
+        + (1 - \alpha)\, \frac{1}{N}\sum_n -\log p_{n y_n}, \qquad
+        \mathbf p^T = \operatorname{softmax}(\mathbf z / T), \quad \mathbf q^T = \operatorname{softmax}(\mathbf v / T)
+
+    with student logits :math:`\mathbf z` and teacher logits :math:`\mathbf v`. The gradient of
+    the soft term with respect to :math:`z_k` is :math:`\alpha T (p^T_k - q^T_k) / N`: without the
+    :math:`T^2` it would shrink as :math:`1/T^2` for large :math:`T` (Hinton et al.'s argument), and
+    the balance with the hard term would change with the temperature. Chapter 36.
+
+    Args:
+        student_logits: the student's logits :math:`\mathbf z`, one row per example.
+        teacher_logits: the teacher's logits :math:`\mathbf v` (no gradient flows into them).
+        target: the true classes, integers in ``[0, K)``.
+        temperature: :math:`T > 0`; 1 is the plain softmax, larger is softer.
+        alpha: the weight :math:`\alpha \in [0, 1]` of the soft term.
+
+    Returns:
+        The scalar loss.
+
+    Raises:
+        ValueError: on logits of different shapes, :math:`T \le 0` or :math:`\alpha` outside [0, 1].
+
+    Shape:
+        - student_logits, teacher_logits: :math:`(N, K)`; target: :math:`(N,)`
+    """
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student and teacher logits must have the same shape, got {tuple(student_logits.shape)} "
+                         f"and {tuple(teacher_logits.shape)}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got temperature={temperature!r}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got alpha={alpha!r}")
+    log_p = log_softmax(student_logits / temperature, dim=-1)  # (N, K) student, softened
+    log_q = log_softmax(teacher_logits.detach() / temperature, dim=-1)  # (N, K) teacher, softened
+    kl = (log_q.exp() * (log_q - log_p)).sum(dim=-1).mean()  # KL(q || p), mean over examples
+    return alpha * temperature**2 * kl + (1 - alpha) * cross_entropy(student_logits, target)

@@ -6,14 +6,15 @@ r"""4-bit weights as in QLoRA: NF4 levels, blockwise absmax, double quantisation
 * :func:`bits_per_parameter`: what that storage costs.
 * :func:`pack_4bit` / :func:`unpack_4bit`: two codes per byte.
 * :class:`NF4Linear`: a frozen linear layer stored that way, dequantised on the fly
-  (:class:`~dlscratch.layers.lora.LoRALinear` goes on top); :func:`quantize_linears` swaps them in.
+  (:class:`~dlscratch.layers.lora.LoRALinear` goes on top); :func:`quantize_linears` swaps them in
+  (through :func:`replace_linears`, which chapter 36's integer layers use too).
 
 Introduced in chapter 23, *LoRA and quantized bases (QLoRA)*, after Dettmers et al. (2023).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -37,6 +38,7 @@ __all__ = [
     "unpack_4bit",
     "NF4Linear",
     "quantize_linears",
+    "replace_linears",
 ]
 
 
@@ -287,9 +289,18 @@ def quantize_linears(model: nn.Module, targets: Sequence[str], **kwargs: object)
     Returns:
         The qualified names of the replaced layers.
     """
+    return replace_linears(model, targets, lambda linear: NF4Linear.from_linear(linear, **kwargs))
+
+
+def replace_linears(model: nn.Module, targets: Sequence[str], make: Callable[[nn.Linear], nn.Module]) -> list[str]:
+    r"""Replace every ``nn.Linear`` of ``model`` whose last name component is in ``targets`` by ``make(linear)``.
+
+    Returns:
+        The qualified names of the replaced layers.
+    """
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.split(".")[-1] in targets]
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name)
-        setattr(parent, child, NF4Linear.from_linear(getattr(parent, child), **kwargs))
+        setattr(parent, child, make(getattr(parent, child)))
     return names

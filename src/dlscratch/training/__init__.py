@@ -3,6 +3,7 @@ r"""Training: the one loop and its callbacks, evaluation, the sentiment baseline
 from .baselines import SentimentBaselines, sentiment_baselines
 from .callbacks import Callback, Evaluate, ProgressBar
 from .checkpoint import checkpoint_config, load_checkpoint, read_checkpoint, save_checkpoint
+from .compress import gptq_quantize_model, layer_inputs, saved_bytes
 from .classify import History, accuracy, confusion_matrix, epoch_batches, evaluate_classifier, fit_classifier, predict
 from .estimate import T4_PEAK_FLOPS, CountingMode, RunEstimate, t4_seconds
 from .evaluate import mean_nll
@@ -164,4 +165,7 @@ __all__ = [
     "DenseIndex",
     "Chunks",
     "chunk_passages",
+    "gptq_quantize_model",
+    "layer_inputs",
+    "saved_bytes",
 ]
