@@ -24,10 +24,10 @@ from .state import TrainState
 __all__ = ["check_beta", "dpo_loss", "train_dpo"]
 
 
-def check_beta(beta: float) -> None:
-    r"""Raise ``ValueError`` unless :math:`\beta > 0` (the strength of the KL constraint)."""
+def check_beta(beta: float, name: str = "beta") -> None:
+    r"""Raise ``ValueError`` unless :math:`\beta > 0` (the strength of the KL constraint); ``name`` is the argument's name in the message."""
     if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0:
-        raise ValueError(f"beta must be a positive number (the KL penalty's strength), got beta={beta!r}")
+        raise ValueError(f"{name} must be a positive number (beta, the KL penalty's strength), got {name}={beta!r}")
 
 
 def dpo_loss(pi_chosen: torch.Tensor, pi_rejected: torch.Tensor, ref_chosen: torch.Tensor, ref_rejected: torch.Tensor,

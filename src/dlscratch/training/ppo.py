@@ -49,7 +49,7 @@ class PPOConfig:
     seed: int = 0  # seeds the choice of prompts and the sampling
 
     def __post_init__(self) -> None:
-        check_beta(self.kl_coef)
+        check_beta(self.kl_coef, "kl_coef")
         for name in ("response_len", "rollout", "minibatch", "epochs", "iterations"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -81,7 +81,7 @@ def kl_penalty_rewards(score: torch.Tensor, logp: torch.Tensor, logp_ref: torch.
     Shape:
         - score: :math:`(B,)`; logp, logp_ref: :math:`(B, R)`; output: :math:`(B, R)`
     """
-    check_beta(kl_coef)
+    check_beta(kl_coef, "kl_coef")
     rewards = -kl_coef * (logp - logp_ref)  # (B, R)
     rewards[:, -1] += score
     return rewards
