@@ -80,4 +80,4 @@ def train_dpo(policy: nn.Module, ref: nn.Module, pairs: PreferencePairs, beta: f
     steps = epochs * -(-len(pairs) // batch_size)
     opt = torch.optim.AdamW(policy.parameters(), lr=lr, weight_decay=0.0)
     batches = pair_batches(len(pairs), batch_size, epochs, torch.Generator().manual_seed(seed))
-    return train(policy, batches, opt, steps=steps, loss_fn=loss_fn, grad_clip=1.0, callbacks=callbacks, progress=False)
+    return train(policy, batches, opt, steps=steps, loss_fn=loss_fn, grad_clip=1.0, callbacks=callbacks)

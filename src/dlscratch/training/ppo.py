@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..models.decoder import DecoderLM
+from ..utils import progress_enabled
 from ..models.scalar_head import ScalarHeadLM
 from .dpo import check_beta
 from .loop import train
@@ -144,6 +145,8 @@ def train_ppo(policy: ScalarHeadLM, ref: DecoderLM, reward_fn: Callable[[torch.T
               cfg: PPOConfig, on_iteration: Callable[[int], None] | None = None) -> PPOHistory:
     r"""RLHF: ``cfg.iterations`` rounds of sample, score, GAE and ``cfg.epochs`` passes of clipped updates.
 
+    A progress bar runs over the iterations when :func:`~dlscratch.utils.progress_enabled`.
+
     Args:
         policy: the policy with its value head (a :class:`~dlscratch.models.scalar_head.ScalarHeadLM`), trained in place.
         ref: the frozen reference policy :math:`\pi_\text{ref}`.
@@ -160,7 +163,9 @@ def train_ppo(policy: ScalarHeadLM, ref: DecoderLM, reward_fn: Callable[[torch.T
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
     hist = PPOHistory()
     ref.eval()
-    for it in range(cfg.iterations):
+    from tqdm.auto import tqdm
+
+    for it in tqdm(range(cfg.iterations), desc="PPO", disable=not progress_enabled()):
         pick = torch.randint(0, prompts.size(0), (cfg.rollout,), generator=gen)
         ids = sample_responses(policy, prompts[pick], cfg.response_len, gen).to(dev)  # (B, P + R)
         with torch.no_grad():

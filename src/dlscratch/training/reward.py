@@ -59,7 +59,7 @@ def train_reward_model(rm: ScalarHeadLM, pairs: PreferencePairs, *, epochs: int 
     steps = epochs * -(-len(pairs) // batch_size)
     opt = torch.optim.AdamW(rm.parameters(), lr=lr, weight_decay=0.0)
     batches = pair_batches(len(pairs), batch_size, epochs, torch.Generator().manual_seed(seed))
-    return train(rm, batches, opt, steps=steps, loss_fn=loss_fn, grad_clip=1.0, progress=False)
+    return train(rm, batches, opt, steps=steps, loss_fn=loss_fn, grad_clip=1.0)
 
 
 @torch.inference_mode()
