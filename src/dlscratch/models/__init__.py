@@ -33,6 +33,7 @@ from .moe_lm import MoELM, MoELMConfig, active_parameters, moe_block
 from .position_lm import PositionLM, PositionLMConfig
 from .ngram import BigramCounts, NeuralBigram, one_hot
 from .rnn_lm import CharLSTM, CharLSTMConfig, build_sequences
+from .scalar_head import ScalarHeadLM
 from .sampling import sample_logits, sample_sequences, sample_words, top_k_filter, top_p_filter
 from .seq2seq import AdditiveAttention, Seq2Seq, Seq2SeqConfig
 from .seq2seq_transformer import Seq2SeqTransformer, Seq2SeqTransformerConfig
@@ -155,4 +156,5 @@ __all__ = [
     "TextEncoder",
     "BiEncoder",
     "SpeakerReader",
+    "ScalarHeadLM",
 ]

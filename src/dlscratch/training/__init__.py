@@ -19,6 +19,22 @@ from .icl import (
     squared_errors,
     token_losses,
 )
+from .dpo import check_beta, dpo_loss, train_dpo
+from .judges import BagOfWordsJudge, afinn_scores, words
+from .ppo import PPOConfig, PPOHistory, gae, kl_estimates, kl_penalty_rewards, ppo_losses, train_ppo
+from .preference import (
+    PreferencePairs,
+    best_of_n,
+    best_of_n_kl,
+    encode_prompts,
+    preference_pairs,
+    response_logprobs,
+    sample_kl,
+    sample_responses,
+    sft_rows,
+    token_logprobs,
+)
+from .reward import bradley_terry_loss, pair_batches, pairwise_accuracy, train_reward_model
 from .ledger import MIME_TYPE, RESULTS, Result, record
 from .lm import LMTrainConfig, evaluate_sequence_nll, random_windows, split_text, train_sequence_lm, window_plan
 from .mlm import (
@@ -168,4 +184,31 @@ __all__ = [
     "gptq_quantize_model",
     "layer_inputs",
     "saved_bytes",
+    "check_beta",
+    "dpo_loss",
+    "train_dpo",
+    "BagOfWordsJudge",
+    "afinn_scores",
+    "words",
+    "PPOConfig",
+    "PPOHistory",
+    "gae",
+    "kl_estimates",
+    "kl_penalty_rewards",
+    "ppo_losses",
+    "train_ppo",
+    "PreferencePairs",
+    "best_of_n",
+    "best_of_n_kl",
+    "encode_prompts",
+    "preference_pairs",
+    "response_logprobs",
+    "sample_kl",
+    "sample_responses",
+    "sft_rows",
+    "token_logprobs",
+    "bradley_terry_loss",
+    "pair_batches",
+    "pairwise_accuracy",
+    "train_reward_model",
 ]
