@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..layers.quant_int import QuantLinear, quantize
-from .answers import require_callable, require_number
+from .answers import close, require_callable, require_number
 from .core import exercise
 
 __all__ = ["LAYER_VALUES", "SPARSE_VALUES", "check_int8_per_channel", "check_layer_bytes", "check_two_four_bits"]
@@ -23,10 +23,6 @@ __all__ = ["LAYER_VALUES", "SPARSE_VALUES", "check_int8_per_channel", "check_lay
 LAYER_VALUES = {"out_features": 384, "in_features": 128, "bits": 4, "group_size": 64}
 # compress.two_four_bits: a 2:4-sparse float16 matrix with a 2-bit position index per kept value
 SPARSE_VALUES = {"value_bits": 16, "index_bits": 2, "n": 2, "m": 4}
-
-
-def _close(a: float, b: float, rel: float = 1e-6) -> bool:
-    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)
 
 
 @exercise("compress.int8_per_channel")
@@ -68,15 +64,15 @@ def check_layer_bytes(answer: Any) -> None:
     want = codes + scales
     layer = QuantLinear.from_linear(torch.nn.Linear(i, o, bias=False), bits=4, granularity="group", group_size=g)
     assert want == sum(b.numel() * b.element_size() for b in layer.buffers())  # the formula is the layer's storage
-    if _close(got, want):
+    if close(got, want):
         return
-    if _close(got, 2 * codes + scales):
+    if close(got, 2 * codes + scales):
         raise AssertionError("that counts one byte per 4-bit code; QuantLinear packs two codes into each byte.")
-    if _close(got, codes):
+    if close(got, codes):
         raise AssertionError("the codes alone; each group of 64 weights also stores its float16 scale.")
-    if _close(got, codes + 2 * scales):
+    if close(got, codes + 2 * scales):
         raise AssertionError("the scales are stored in float16: 2 bytes each, not 4.")
-    if _close(got, o * i * 4):
+    if close(got, o * i * 4):
         raise AssertionError("that is the float32 layer; the question asks for the quantised one.")
     raise AssertionError(f"{got:g} is not it: count the 4-bit codes (two per byte) and one 2-byte scale per {g} weights.")
 
@@ -87,12 +83,12 @@ def check_two_four_bits(answer: Any) -> None:
     got = require_number(answer, "the bits per weight")
     keep = SPARSE_VALUES["n"] / SPARSE_VALUES["m"]
     want = keep * (SPARSE_VALUES["value_bits"] + SPARSE_VALUES["index_bits"])
-    if _close(got, want):
+    if close(got, want):
         return
-    if _close(got, keep * SPARSE_VALUES["value_bits"]):
+    if close(got, keep * SPARSE_VALUES["value_bits"]):
         raise AssertionError("the kept values alone; the hardware also needs to know where each one sat in its group of 4.")
-    if _close(got, want / keep):
+    if close(got, want / keep):
         raise AssertionError("that is per *kept* weight; the question asks per weight of the dense matrix (half are dropped).")
-    if _close(got, SPARSE_VALUES["value_bits"]):
+    if close(got, SPARSE_VALUES["value_bits"]):
         raise AssertionError("that is the dense float16 matrix: 2:4 drops half the values.")
     raise AssertionError(f"{got:g} is not it: per group of 4 weights, 2 float16 values and 2 indices of 2 bits each.")
