@@ -1,4 +1,4 @@
-r"""Training: the one loop and its callbacks, evaluation, the sentiment baselines, checkpoints and mechanics, and the results ledger, scaling-law fits, BERT's masked-language-model pre-training and fine-tuning."""
+r"""Training: the one loop and its callbacks, evaluation, the sentiment baselines, checkpoints and mechanics, and the results ledger, scaling-law fits, BERT's masked-language-model pre-training and fine-tuning, contrastive image-text training (CLIP)."""
 
 from .baselines import SentimentBaselines, sentiment_baselines
 from .callbacks import Callback, Evaluate, ProgressBar
@@ -16,6 +16,20 @@ from .icl import (
     previous_token_score,
     squared_errors,
     token_losses,
+)
+from .contrastive import (
+    ClipHistory,
+    caption_batches,
+    clip_batch_loss,
+    embed_images,
+    embed_texts,
+    encode_unique,
+    linear_probe,
+    loss_floor,
+    recall_at_k,
+    train_clip,
+    zeroshot_logits,
+    zeroshot_weights,
 )
 from .ledger import MIME_TYPE, RESULTS, Result, record
 from .lm import LMTrainConfig, evaluate_sequence_nll, random_windows, split_text, train_sequence_lm, window_plan
@@ -129,4 +143,16 @@ __all__ = [
     "bert_accuracy",
     "encoder_features",
     "fit_linear_head",
+    "ClipHistory",
+    "caption_batches",
+    "encode_unique",
+    "clip_batch_loss",
+    "train_clip",
+    "embed_images",
+    "embed_texts",
+    "zeroshot_weights",
+    "zeroshot_logits",
+    "linear_probe",
+    "recall_at_k",
+    "loss_floor",
 ]
