@@ -10,18 +10,8 @@ import torch
 from dlscratch.data.captions import HELD_OUT_TEMPLATE, TRAIN_TEMPLATES, caption, caption_tokenizer, encode_captions
 from dlscratch.layers.losses import clip_loss
 from dlscratch.models.clip import CLIP, CLIPConfig, CLIPTowerConfig
-from dlscratch.training.contrastive import (
-    caption_batches,
-    clip_batch_loss,
-    embed_texts,
-    encode_unique,
-    linear_probe,
-    loss_floor,
-    recall_at_k,
-    train_clip,
-    zeroshot_logits,
-    zeroshot_weights,
-)
+from dlscratch.training.contrastive import (caption_batches, clip_batch_loss, embed_texts, encode_unique, linear_probe,
+                                           loss_floor, recall_at_k, train_clip, zeroshot_logits, zeroshot_weights)
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +121,18 @@ def test_recall_bad_input() -> None:
         recall_at_k(torch.randn(3, 4), torch.zeros(3), torch.zeros(4), [5])
     with pytest.raises(ValueError, match="need 3 query labels"):
         recall_at_k(torch.randn(3, 4), torch.zeros(2), torch.zeros(4), [1])
+
+
+def test_noisy_characters_touches_only_characters(tok) -> None:  # noqa: ANN001
+    from dlscratch.training.contrastive import noisy_characters
+
+    ids, lengths = encode_captions([caption(7), caption(1, TRAIN_TEMPLATES[1])], tok)
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(noisy_characters(ids, lengths, tok, 0.0, gen), ids)
+    noisy = noisy_characters(ids, lengths, tok, 0.999, gen)
+    n_chars = tok.vocab_size - 2
+    for row, (a, b, n) in enumerate(zip(ids, noisy, lengths.tolist())):
+        assert torch.equal(a[n - 1:], b[n - 1:])  # <eot> and padding untouched
+        assert (b[: n - 1] < n_chars).all() and (a[: n - 1] != b[: n - 1]).any()
+    rate = (noisy_characters(ids.repeat(200, 1), lengths.repeat(200), tok, 0.2, gen) != ids.repeat(200, 1)).double().sum()
+    assert rate / (200 * (lengths - 1).sum()) == pytest.approx(0.2 * (1 - 1 / n_chars), abs=0.02)

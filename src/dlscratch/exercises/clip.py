@@ -30,10 +30,20 @@ def _close(a: float, b: float, rel: float = 1e-3) -> bool:
     return math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)
 
 
-def _value(got: Any, what: str) -> torch.Tensor:
+def _judge(got: float, want: float, hints: list[tuple[float, str]], fallback: str, rel: float = 1e-3) -> bool:
+    r"""``True`` if ``got`` is ``want``; else raise the hint of the first mistake it matches, or ``fallback``."""
+    if _close(got, want, rel):
+        return True
+    for value, message in hints:
+        if _close(got, value, rel):
+            raise AssertionError(message)
+    raise AssertionError(fallback)
+
+
+def _value(got: Any, what: str) -> float:
     if not isinstance(got, torch.Tensor) or got.numel() != 1:
         raise AssertionError(f"return {what} as a one-element tensor, got {getattr(got, 'shape', type(got).__name__)}")
-    return got.reshape(()).double()
+    return got.item()
 
 
 @exercise("clip.loss")
@@ -44,35 +54,18 @@ def check_loss(answer: Any) -> None:
     for N in (5, 1, 12):
         logits = torch.randn(N, N, generator=gen, dtype=torch.float64) * 5
         logits[0, -1] += 3.0  # make the matrix lopsided, so that rows and columns differ
-        want = clip_loss(logits)
+        want, rows, cols = clip_loss(logits).item(), info_nce(logits).item(), info_nce(logits.T).item()
         with torch.no_grad():
             got = _value(fn(logits), "the loss")
-        if torch.allclose(got, want, atol=1e-8):
-            continue
-        rows, cols = info_nce(logits).item(), info_nce(logits.T).item()
-        g = got.item()
-        if _close(g, rows) or _close(g, cols):
-            raise AssertionError("that is one direction only; CLIP averages the image-to-text loss (rows) and the "
-                                 "text-to-image loss (columns, the transposed matrix).")
-        if _close(g, rows + cols):
-            raise AssertionError("close: the two directions are averaged, (rows + columns) / 2, not added.")
-        if _close(g, N * want.item()):
-            raise AssertionError("each direction is a *mean* over the N rows, not a sum.")
-        if _close(g, -want.item()):
-            raise AssertionError("check the sign: the loss is minus the log-probability of the matching pair.")
-        raise AssertionError(f"wrong value for N={N}. Row n is a softmax over the N texts whose target is text n "
-                             "(cross-entropy against torch.arange(N)); do the same for the columns and average.")
-
-
-def _recall_variants(sim: torch.Tensor, ql: torch.Tensor, gl: torch.Tensor, k: int) -> dict[str, float]:
-    top = sim.topk(k, dim=1).indices  # (Q, k)
-    low = sim.topk(k, dim=1, largest=False).indices
-    rel = gl[top] == ql[:, None]  # (Q, k)
-    return {
-        "instance": (top == torch.arange(sim.shape[0])[:, None]).any(1).double().mean().item(),
-        "precision": rel.double().mean().item(),
-        "smallest": (gl[low] == ql[:, None]).any(1).double().mean().item(),
-    }
+        one_way = ("that is one direction only; CLIP averages the image-to-text loss (rows) and the text-to-image loss "
+                   "(columns, the transposed matrix).")
+        _judge(got, want, [
+            (rows, one_way), (cols, one_way),
+            (rows + cols, "close: the two directions are averaged, (rows + columns) / 2, not added."),
+            (N * want, "each direction is a *mean* over the N rows, not a sum."),
+            (-want, "check the sign: the loss is minus the log-probability of the matching pair."),
+        ], f"wrong value for N={N}. Row n is a softmax over the N texts whose target is text n (cross-entropy against "
+           "torch.arange(N)); do the same for the columns and average.", rel=1e-7)
 
 
 @exercise("clip.recall")
@@ -83,36 +76,29 @@ def check_recall(answer: Any) -> None:
     for Q, G, k in ((8, 12, 3), (20, 30, 1), (5, 6, 6), (15, 40, 5)):
         sim = torch.randn(Q, G, generator=gen, dtype=torch.float64)
         ql, gl = torch.randint(0, 4, (Q,), generator=gen), torch.randint(0, 4, (G,), generator=gen)
-        want = recall_at_k(sim, ql, gl, [k])[k]
-        got = fn(sim, ql, gl, k)
-        got = require_number(got, "recall@k")
-        if _close(got, want, 1e-9):
-            continue
-        variants = _recall_variants(sim, ql, gl, k)
-        if _close(got, variants["precision"], 1e-9):
-            raise AssertionError("that is precision@k (the share of relevant items among the k); recall@k counts a query "
-                                 "as a hit when *any* of its k retrieved items is relevant.")
-        if _close(got, variants["smallest"], 1e-9):
-            raise AssertionError("those are the k *least* similar items; retrieval takes the k largest similarities.")
-        if _close(got, variants["instance"], 1e-9):
-            raise AssertionError("that asks for gallery item q itself; here an item is relevant when its label equals the query's.")
-        raise AssertionError(f"wrong value for Q={Q}, G={G}, k={k}: take each row's k largest similarities, "
-                             "check whether one of those items has the query's label, and average over the queries.")
+        got = require_number(fn(sim, ql, gl, k), "recall@k")
+        top, low = sim.topk(k, dim=1).indices, sim.topk(k, dim=1, largest=False).indices  # (Q, k) each
+        rel = gl[top] == ql[:, None]  # (Q, k)
+        _judge(got, recall_at_k(sim, ql, gl, [k])[k], [
+            (rel.double().mean().item(), "that is precision@k (the share of relevant items among the k); recall@k counts "
+                                         "a query as a hit when *any* of its k retrieved items is relevant."),
+            ((gl[low] == ql[:, None]).any(1).double().mean().item(),
+             "those are the k *least* similar items; retrieval takes the k largest similarities."),
+            ((top == torch.arange(Q)[:, None]).any(1).double().mean().item(),
+             "that asks for gallery item q itself; here an item is relevant when its label equals the query's."),
+        ], f"wrong value for Q={Q}, G={G}, k={k}: take each row's k largest similarities, check whether one of those "
+           "items has the query's label, and average over the queries.", rel=1e-9)
 
 
 @exercise("clip.initial_loss")
 def check_initial_loss(answer: Any) -> None:
     r"""The CLIP loss of a model whose embeddings do not yet tell the pairs apart: :math:`\ln B`."""
-    got = require_number(answer, "the loss")
-    B = INIT_VALUES["batch_size"]
-    if _close(got, math.log(B)):
-        return
-    if _close(got, math.log2(B)):
-        raise AssertionError("that is in bits; the loss uses the natural logarithm.")
-    if _close(got, 2 * math.log(B)):
-        raise AssertionError("the two directions are averaged, not added.")
-    raise AssertionError(f"{got:g} is not it: if every logit in a row is (nearly) the same, what probability does the "
-                         "softmax give the matching pair?")
+    got, B = require_number(answer, "the loss"), INIT_VALUES["batch_size"]
+    _judge(got, math.log(B), [
+        (math.log2(B), "that is in bits; the loss uses the natural logarithm."),
+        (2 * math.log(B), "the two directions are averaged, not added."),
+    ], f"{got:g} is not it: if every logit in a row is (nearly) the same, what probability does the softmax give the "
+       "matching pair?")
 
 
 @exercise("clip.floor")
@@ -120,17 +106,12 @@ def check_floor(answer: Any) -> None:
     r"""The lowest loss on a batch with :math:`B/K` images of each digit and captions that name only the digit: :math:`\ln(B/K)`."""
     got = require_number(answer, "the loss floor")
     B, K = FLOOR_VALUES["batch_size"], FLOOR_VALUES["n_classes"]
-    want = math.log(B / K)
-    if _close(got, want):
-        return
     if abs(got) < 1e-6:
         raise AssertionError("a perfect model still cannot tell the captions of one digit apart: they say the same thing "
                              "about every image of that digit. How much probability can the matching one get?")
-    if _close(got, math.log(B)):
-        raise AssertionError("ln B is the loss of a model that has learned nothing; a perfect one can rule out the "
-                             "other digits.")
-    if _close(got, math.log(K)):
-        raise AssertionError("that is ln K, as if the probability were spread over the K digits; it is spread over the "
-                             "captions of the image's own digit in the batch: how many are there?")
-    raise AssertionError(f"{got:g} is not it: with n images per digit, a perfect model can do no better than "
-                         "probability 1/n for the matching pair, in both directions.")
+    _judge(got, math.log(B / K), [
+        (math.log(B), "ln B is the loss of a model that has learned nothing; a perfect one can rule out the other digits."),
+        (math.log(K), "that is ln K, as if the probability were spread over the K digits; it is spread over the captions "
+                      "of the image's own digit in the batch: how many are there?"),
+    ], f"{got:g} is not it: with n images per digit, a perfect model can do no better than probability 1/n for the "
+       "matching pair, in both directions.")

@@ -23,18 +23,8 @@ from .mlm import fit_linear_head
 from .state import TrainState
 
 __all__ = [
-    "ClipHistory",
-    "caption_batches",
-    "encode_unique",
-    "clip_batch_loss",
-    "train_clip",
-    "embed_images",
-    "embed_texts",
-    "zeroshot_weights",
-    "zeroshot_logits",
-    "linear_probe",
-    "recall_at_k",
-    "loss_floor",
+    "ClipHistory", "caption_batches", "noisy_characters", "encode_unique", "clip_batch_loss", "train_clip", "embed_images", "embed_texts",
+    "zeroshot_weights", "zeroshot_logits", "linear_probe", "recall_at_k", "loss_floor",
 ]
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -71,7 +61,7 @@ def loss_floor(labels: torch.Tensor) -> float:
 def caption_batches(
     images: torch.Tensor, labels: torch.Tensor, tokenizer: CharTokenizer, batch_size: int, generator: torch.Generator,
     templates: Sequence[str] = TRAIN_TEMPLATES, transform: Transform | None = None, word_dropout: float = 0.0,
-    max_text_shift: int = 0,
+    max_text_shift: int = 0, char_noise: float = 0.0,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     r"""Endless shuffled epochs of ``(images, caption ids, labels)``, every caption drawn afresh from ``templates``.
 
@@ -90,8 +80,27 @@ def caption_batches(
             if max_text_shift:
                 shifts = torch.randint(0, max_text_shift + 1, (len(texts),), generator=generator).tolist()
                 texts = [" " * k + t for k, t in zip(shifts, texts)]
-            ids, _ = encode_captions(texts, tokenizer)  # (B, T)
+            ids, lengths = encode_captions(texts, tokenizer)  # (B, T)
+            if char_noise:
+                ids = noisy_characters(ids, lengths, tokenizer, char_noise, generator)
             yield (x if transform is None else transform(x, generator)), ids, y
+
+
+def noisy_characters(
+    ids: torch.Tensor, lengths: torch.Tensor, tokenizer: CharTokenizer, p: float, generator: torch.Generator
+) -> torch.Tensor:
+    r"""Replace each character of each caption (not ``<eot>``, not padding) by a uniformly random one with probability ``p``.
+
+    Typing noise: every character of the vocabulary, also one that no training caption uses,
+    then appears in training and gets a gradient.
+
+    Shape:
+        - ids: :math:`(B, T)`; lengths: :math:`(B,)`, ``<eot>`` counted; output: :math:`(B, T)`
+    """
+    n_chars = tokenizer.vocab_size - len(tokenizer.special_tokens)  # the characters come first, the specials last
+    is_char = torch.arange(ids.shape[1])[None, :] < (lengths[:, None] - 1)  # (B, T) before <eot>
+    flip = (torch.rand(ids.shape, generator=generator) < p) & is_char
+    return torch.where(flip, torch.randint(0, n_chars, ids.shape, generator=generator), ids)
 
 
 def encode_unique(model: CLIP, ids: torch.Tensor) -> torch.Tensor:
@@ -129,7 +138,7 @@ def train_clip(
     model: CLIP, images: torch.Tensor, labels: torch.Tensor, tokenizer: CharTokenizer, *, steps: int, batch_size: int,
     lr: float, generator: torch.Generator, weight_decay: float = 0.1, warmup: int = 20,
     templates: Sequence[str] = TRAIN_TEMPLATES, transform: Transform | None = None, word_dropout: float = 0.0,
-    max_text_shift: int = 0,
+    max_text_shift: int = 0, char_noise: float = 0.0,
 ) -> ClipHistory:
     r"""Train ``model`` on (image, caption) pairs with AdamW and a warm-up then cosine schedule.
 
@@ -153,7 +162,7 @@ def train_clip(
 
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for x, ids, y in caption_batches(images, labels, tokenizer, batch_size, generator, templates, transform, word_dropout,
-                                        max_text_shift):
+                                        max_text_shift, char_noise):
             seen[:] = [y]
             yield x.to(dev), ids.to(dev)
 
