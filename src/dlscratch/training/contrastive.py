@@ -147,6 +147,23 @@ def train_clip(
     (:meth:`~dlscratch.models.clip.CLIP.clamp_logit_scale_`). Weight decay spares the norms'
     gains and biases, the embeddings and :math:`t`, as CLIP's does.
 
+    Args:
+        model: the :class:`~dlscratch.models.clip.CLIP` to train, on its device.
+        images: the training images :math:`(N, C, H, W)`, on the CPU.
+        labels: their digits :math:`(N,)`, from which the captions are written.
+        tokenizer: the caption tokenizer (:func:`~dlscratch.data.captions.caption_tokenizer`).
+        steps: optimizer updates.
+        batch_size: pairs per update.
+        lr: the peak learning rate.
+        generator: every random draw of the batches (order, wordings, augmentations).
+        weight_decay: AdamW's decoupled weight decay on the matrices.
+        warmup: updates of linear warm-up before the cosine decay.
+        templates: the wordings drawn from.
+        transform: image augmentation ``transform(images, generator)``.
+        word_dropout: probability of leaving out each word but the digit's.
+        max_text_shift: up to this many spaces are put in front of each caption.
+        char_noise: probability of replacing each character by a random one (:func:`noisy_characters`).
+
     Returns:
         The :class:`ClipHistory` of the run.
     """
