@@ -11,7 +11,7 @@ from dlscratch.data.captions import HELD_OUT_TEMPLATE, TRAIN_TEMPLATES, caption,
 from dlscratch.layers.losses import clip_loss
 from dlscratch.models.clip import CLIP, CLIPConfig, CLIPTowerConfig
 from dlscratch.training.contrastive import (caption_batches, clip_batch_loss, embed_texts, encode_unique, linear_probe,
-                                           loss_floor, recall_at_k, train_clip, zeroshot_logits, zeroshot_weights)
+                                           loss_floor, label_recall_at_k, train_clip, zeroshot_logits, zeroshot_weights)
 
 
 @pytest.fixture(scope="module")
@@ -109,18 +109,18 @@ def test_recall_at_k_matches_a_loop(Q, G) -> None:
     sim = torch.randn(Q, G, generator=gen, dtype=torch.float64)
     ql, gl = torch.randint(0, 3, (Q,), generator=gen), torch.randint(0, 3, (G,), generator=gen)
     ks = sorted({1, min(3, G), G})
-    got = recall_at_k(sim, ql, gl, ks)
+    got = label_recall_at_k(sim, ql, gl, ks)
     for k in ks:
         assert got[k] == pytest.approx(brute_recall(sim, ql, gl, k))
     if Q == G:  # instance retrieval: labels = indices
-        assert recall_at_k(torch.eye(Q), torch.arange(Q), torch.arange(G), [1])[1] == 1.0
+        assert label_recall_at_k(torch.eye(Q), torch.arange(Q), torch.arange(G), [1])[1] == 1.0
 
 
 def test_recall_bad_input() -> None:
     with pytest.raises(ValueError, match=r"every k must lie in \[1, 4\]"):
-        recall_at_k(torch.randn(3, 4), torch.zeros(3), torch.zeros(4), [5])
+        label_recall_at_k(torch.randn(3, 4), torch.zeros(3), torch.zeros(4), [5])
     with pytest.raises(ValueError, match="need 3 query labels"):
-        recall_at_k(torch.randn(3, 4), torch.zeros(2), torch.zeros(4), [1])
+        label_recall_at_k(torch.randn(3, 4), torch.zeros(2), torch.zeros(4), [1])
 
 
 def test_noisy_characters_touches_only_characters(tok) -> None:  # noqa: ANN001

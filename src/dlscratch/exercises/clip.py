@@ -1,7 +1,7 @@
 r"""Exercise checkers for chapter 34, "CLIP" (topic prefix ``clip.``).
 
 The function checkers run the package's own tested :func:`~dlscratch.layers.losses.clip_loss`
-and :func:`~dlscratch.training.contrastive.recall_at_k` on seeded random inputs and compare; the
+and :func:`~dlscratch.training.contrastive.label_recall_at_k` on seeded random inputs and compare; the
 number checkers recompute the answer from its formula. A wrong answer gets a hint that names the
 usual mistake. The reference solutions live in the tests.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..layers.losses import clip_loss, info_nce
-from ..training.contrastive import recall_at_k
+from ..training.contrastive import label_recall_at_k
 from .answers import require_callable, require_number
 from .core import exercise
 
@@ -79,7 +79,7 @@ def check_recall(answer: Any) -> None:
         got = require_number(fn(sim, ql, gl, k), "recall@k")
         top, low = sim.topk(k, dim=1).indices, sim.topk(k, dim=1, largest=False).indices  # (Q, k) each
         rel = gl[top] == ql[:, None]  # (Q, k)
-        _judge(got, recall_at_k(sim, ql, gl, [k])[k], [
+        _judge(got, label_recall_at_k(sim, ql, gl, [k])[k], [
             (rel.double().mean().item(), "that is precision@k (the share of relevant items among the k); recall@k counts "
                                          "a query as a hit when *any* of its k retrieved items is relevant."),
             ((gl[low] == ql[:, None]).any(1).double().mean().item(),

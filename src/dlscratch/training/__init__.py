@@ -27,7 +27,7 @@ from .contrastive import (
     linear_probe,
     loss_floor,
     noisy_characters,
-    recall_at_k,
+    label_recall_at_k,
     train_clip,
     zeroshot_logits,
     zeroshot_weights,
@@ -155,6 +155,6 @@ __all__ = [
     "zeroshot_weights",
     "zeroshot_logits",
     "linear_probe",
-    "recall_at_k",
+    "label_recall_at_k",
     "loss_floor",
 ]

@@ -24,7 +24,7 @@ from .state import TrainState
 
 __all__ = [
     "ClipHistory", "caption_batches", "noisy_characters", "encode_unique", "clip_batch_loss", "train_clip", "embed_images", "embed_texts",
-    "zeroshot_weights", "zeroshot_logits", "linear_probe", "recall_at_k", "loss_floor",
+    "zeroshot_weights", "zeroshot_logits", "linear_probe", "label_recall_at_k", "loss_floor",
 ]
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -247,7 +247,7 @@ def linear_probe(
         return head, head(test_x)
 
 
-def recall_at_k(
+def label_recall_at_k(
     similarity: torch.Tensor, query_labels: torch.Tensor, gallery_labels: torch.Tensor, ks: Sequence[int] = (1, 5, 10)
 ) -> dict[int, float]:
     r"""Recall@k: the fraction of queries with a relevant item among their :math:`k` most similar.
@@ -259,7 +259,8 @@ def recall_at_k(
 
     An item is relevant when its label equals the query's. With ``torch.arange`` as both label
     vectors that is the usual instance retrieval (the query's own pair); with class labels it is
-    class-level retrieval, the only kind a caption that names just the digit allows.
+    class-level retrieval, the only kind a caption that names just the digit allows. (Chapter 32's
+    recall@k, over retrieved passage indices, is the case of one relevant item per query.)
 
     Shape:
         - similarity: :math:`(Q, G)`; query_labels: :math:`(Q,)`; gallery_labels: :math:`(G,)`
