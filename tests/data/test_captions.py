@@ -45,3 +45,29 @@ def test_bad_input_names_the_offender():
         encode_captions(["the digit 1", "a handwritten Z"], caption_tokenizer())
     with pytest.raises(ValueError, match="at least one template"):
         random_captions([1], templates=())
+
+
+def test_drop_words_keeps_the_digit_word():
+    from dlscratch.data.captions import drop_words
+
+    t = "the number {digit}, written by hand"
+    assert drop_words(t, torch.zeros(6, dtype=torch.bool)) == "{digit},"
+    assert drop_words(t, torch.tensor([1, 0, 1, 0, 1, 1], dtype=torch.bool)) == "the {digit}, by hand"
+    assert drop_words(t, torch.ones(6, dtype=torch.bool)) == t
+    with pytest.raises(ValueError, match="6 words"):
+        drop_words(t, torch.ones(5, dtype=torch.bool))
+
+
+def test_random_captions_with_word_dropout():
+    labels = torch.arange(10).repeat(30)
+    caps = random_captions(labels, generator=torch.Generator().manual_seed(0), word_dropout=0.5)
+    full = {caption(y, t) for y in range(10) for t in TRAIN_TEMPLATES}
+    assert any(c not in full for c in caps) and any(c in full for c in caps)
+    for y, c in zip(labels.tolist(), caps):
+        from dlscratch.data.captions import DIGIT_NAMES
+
+        assert DIGIT_NAMES[y] in c.split(" ") or f"{y}," in c.split(" ") or str(y) in c.split(" ")
+    assert random_captions(labels, generator=torch.Generator().manual_seed(0)) == random_captions(
+        labels, generator=torch.Generator().manual_seed(0), word_dropout=0.0)
+    with pytest.raises(ValueError, match="word_dropout must be in"):
+        random_captions(labels, word_dropout=1.0)

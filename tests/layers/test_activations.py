@@ -65,3 +65,14 @@ def test_gelu_tanh_is_close_to_exact_and_errors() -> None:
     assert 1e-4 < gap < 5e-4  # the approximation is close, not exact
     with pytest.raises(ValueError, match="approximate must be 'none' or 'tanh', got approximate='erf'"):
         gelu(x, "erf")
+
+
+def test_quick_gelu_matches_transformers_and_stays_near_gelu() -> None:
+    from dlscratch.layers import quick_gelu
+    from dlscratch.layers.feedforward import ACTIVATIONS
+
+    activations = pytest.importorskip("transformers.activations")
+    x = torch.linspace(-6, 6, 241, dtype=torch.float64)
+    assert_same_forward_backward(quick_gelu, activations.ACT2FN["quick_gelu"], [x])
+    assert ACTIVATIONS["quick_gelu"] is quick_gelu
+    assert (quick_gelu(x) - F.gelu(x)).abs().max().item() < 0.03

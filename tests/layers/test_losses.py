@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from dlscratch.layers.losses import cross_entropy, distillation_loss
+from dlscratch.layers.losses import clip_loss, cross_entropy, info_nce
 from tests.helpers import assert_same_forward_backward
 
 
@@ -125,3 +128,37 @@ class TestDistillationLoss:
             distillation_loss(z, z, y, 2.0, 1.5)
         with pytest.raises(ValueError, match="same shape"):
             distillation_loss(z, torch.randn(3, 5), y)
+# --- contrastive losses (chapter 34) ---
+
+@pytest.mark.parametrize("N, M", [(1, 1), (6, 6), (4, 9)])
+def test_info_nce_is_cross_entropy_against_the_diagonal(N, M) -> None:
+    logits = torch.randn(N, M, dtype=torch.float64) * 4
+    assert_same_forward_backward(info_nce, lambda z: F.cross_entropy(z, torch.arange(N)), [logits])
+
+
+@pytest.mark.parametrize("N", [1, 2, 7, 32])
+def test_clip_loss_equals_transformers(N) -> None:
+    modeling_clip = pytest.importorskip("transformers.models.clip.modeling_clip")
+    reference = getattr(modeling_clip, "clip_loss", None) or modeling_clip.image_text_contrastive_loss
+    logits = torch.randn(N, N, dtype=torch.float64) * 10
+    # transformers takes logits_per_text; the loss is symmetric, so either orientation
+    assert_same_forward_backward(clip_loss, lambda z: reference(z.T), [logits])
+
+
+def test_clip_loss_of_equal_logits_is_log_n_and_of_a_perfect_match_near_zero() -> None:
+    assert clip_loss(torch.zeros(8, 8)).item() == pytest.approx(math.log(8))
+    assert clip_loss(100 * torch.eye(8)).item() < 1e-30
+
+
+@pytest.mark.parametrize(
+    ("logits", "fn", "match"),
+    [
+        (torch.randn(3, 4), clip_loss, r"square \(N, N\) matrix .* got \(3, 4\)"),
+        (torch.randn(4, 3), info_nce, r"at least as many candidates .* got \(4, 3\)"),
+        (torch.randn(4), info_nce, r"\(N, M\) matrix .* got \(4,\)"),
+        (torch.randn(0, 0), clip_loss, r"non-empty"),
+    ],
+)
+def test_contrastive_bad_input(logits, fn, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        fn(logits)

@@ -15,6 +15,7 @@ from .captions import (
     TRAIN_TEMPLATES,
     caption,
     caption_tokenizer,
+    drop_words,
     encode_captions,
     random_captions,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "HELD_OUT_TEMPLATE",
     "caption",
     "random_captions",
+    "drop_words",
     "caption_tokenizer",
     "encode_captions",
     "DigitsSplit",

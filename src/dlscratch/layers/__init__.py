@@ -6,7 +6,7 @@ namespace, because its ``Linear`` and ``BatchNorm1d`` are deliberately not ``nn.
 """
 
 from . import mini_nn
-from .activations import gelu, log_softmax, softmax
+from .activations import gelu, log_softmax, quick_gelu, softmax
 from .alibi import ALiBi, alibi_bias, alibi_slopes
 from . import attention
 from .attention import *  # noqa: F403 - its __all__, listed once, in attention/__init__.py
@@ -16,6 +16,7 @@ from .feedforward import ACTIVATIONS, MLP, SwiGLU, relu2, swiglu_hidden
 from .gptq import gptq_hessian, gptq_quantize, layer_error, obq_quantize
 from .int8 import Int8Linear, int8_matmul, int_matmul, llm_int8_matmul, outlier_columns
 from .losses import cross_entropy, distillation_loss
+from .losses import clip_loss, cross_entropy, info_nce
 from .lora import LoRALinear, add_lora, load_lora_state_dict, lora_modules, lora_state_dict, low_rank_factors, merge_lora, unmerge_lora
 from .moe import MoE, drop_fraction, expert_capacity, load_balancing_loss, route, router_z_loss
 from .norms import NORMS, BatchNorm1d, BatchNorm2d, FusedLayerNorm, FusedRMSNorm, LayerNorm, RMSNorm, batch_norm, make_norm
@@ -90,8 +91,11 @@ __all__ = [
     "softmax",
     "log_softmax",
     "gelu",
+    "quick_gelu",
     "cross_entropy",
     "distillation_loss",
+    "info_nce",
+    "clip_loss",
     # regularisation and normalisation
     "dropout",
     "Dropout",

@@ -2,7 +2,7 @@ r"""Activation functions written from raw tensor ops.
 
 Introduced in chapter 11 (Attention from scratch), where the softmax turns attention scores into
 weights; chapter 20 (Normalization and activations) adds the GELU, exact and in its tanh
-approximation. (The feed-forward layers run PyTorch's kernels for the same functions:
+approximation; chapter 34 (CLIP) the quick GELU. (The feed-forward layers run PyTorch's kernels for the same functions:
 :data:`dlscratch.layers.feedforward.ACTIVATIONS`.)
 """
 
@@ -12,7 +12,7 @@ import math
 
 import torch
 
-__all__ = ["softmax", "log_softmax", "gelu"]
+__all__ = ["softmax", "log_softmax", "gelu", "quick_gelu"]
 
 
 def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -102,3 +102,19 @@ def gelu(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
     if approximate == "tanh":
         return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
     raise ValueError(f"approximate must be 'none' or 'tanh', got approximate={approximate!r}")
+
+
+def quick_gelu(x: torch.Tensor) -> torch.Tensor:
+    r"""The sigmoid approximation of the GELU that OpenAI's CLIP trained with (Hendrycks & Gimpel, 2016).
+
+    .. math::
+
+        \operatorname{QuickGELU}(x) = x\,\sigma(1.702\,x) \approx x\,\Phi(x)
+
+    :math:`\sigma(1.702 x)` stays within 0.02 of the normal CDF :math:`\Phi(x)`. Hugging Face's
+    ``hidden_act="quick_gelu"``, the default of its ``CLIPConfig``. Chapter 34.
+
+    Shape:
+        - x: :math:`(*)`; output: same shape
+    """
+    return x * torch.sigmoid(1.702 * x)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .activations import quick_gelu
 from .checks import check_positive_int
 from .dropout import Dropout
 
@@ -34,6 +35,7 @@ ACTIVATIONS = {  # PyTorch's kernels; the GELU written out: dlscratch.layers.act
     "gelu_tanh": partial(F.gelu, approximate="tanh"),  # GPT-2's tanh approximation
     "silu": F.silu,
     "relu2": relu2,  # squared ReLU (chapter 21)
+    "quick_gelu": quick_gelu,  # x sigmoid(1.702 x), OpenAI CLIP's (chapter 34)
 }
 
 
@@ -54,7 +56,7 @@ class MLP(nn.Module):
     Args:
         dim: :math:`C`, input and output width.
         hidden_dim: :math:`F`, the hidden width (:math:`4C` in the paper and in GPT).
-        activation: ``"relu"``, ``"gelu"``, ``"gelu_tanh"``, ``"silu"`` or ``"relu2"``.
+        activation: ``"relu"``, ``"gelu"``, ``"gelu_tanh"``, ``"silu"``, ``"relu2"`` or ``"quick_gelu"`` (CLIP's, chapter 34).
         bias: biases in both linear maps.
         dropout: drop probability on the hidden activations (training only).
 

@@ -6,6 +6,8 @@ With a one-hot target it is the negative log-likelihood of the true class; label
 the one-hot target with the uniform distribution. Introduced in chapter 6 (deep networks); label
 smoothing in chapter 8 (regularization); knowledge distillation, the same loss against a
 teacher's softened distribution, in chapter 36 (model compression).
+smoothing in chapter 8 (regularization). The contrastive losses of chapter 34 (CLIP) are the
+same cross-entropy over a similarity matrix, whose diagonal holds the matching pairs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 from .activations import log_softmax
 
 __all__ = ["cross_entropy", "distillation_loss"]
+__all__ = ["cross_entropy", "info_nce", "clip_loss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -135,3 +138,59 @@ def distillation_loss(
     log_q = log_softmax(teacher_logits.detach() / temperature, dim=-1)  # (N, K) teacher, softened
     kl = (log_q.exp() * (log_q - log_p)).sum(dim=-1).mean()  # KL(q || p), mean over examples
     return alpha * temperature**2 * kl + (1 - alpha) * cross_entropy(student_logits, target)
+def _check_similarity(logits: torch.Tensor, square: bool) -> None:
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] == 0:
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"expected a non-empty (N, M) matrix of similarity logits, got {shape}")
+    N, M = logits.shape
+    if square and N != M:
+        raise ValueError(f"the CLIP loss needs a square (N, N) matrix (image n pairs with text n), got ({N}, {M})")
+    if M < N:
+        raise ValueError(f"need at least as many candidates as queries (the positive of row n is column n), got ({N}, {M})")
+
+
+def info_nce(logits: torch.Tensor) -> torch.Tensor:
+    r"""InfoNCE with in-batch negatives: row :math:`n` must pick column :math:`n` among all columns.
+
+    .. math::
+
+        \mathcal{L}_{\text{InfoNCE}} = -\frac{1}{N} \sum_{n=1}^{N}
+        \log \frac{\exp(s_{nn})}{\sum_{m=1}^{M} \exp(s_{nm})}
+
+    (van den Oord et al., 2018): the cross-entropy of every row against the "class" on the
+    diagonal. :math:`s_{nm}` are logits, similarities already multiplied by the inverse
+    temperature. The :math:`M - 1` other columns are the negatives; extra columns beyond
+    :math:`N` (hard negatives that pair with no query) are allowed. Chapter 34 (CLIP) and
+    chapter 32 (a bi-encoder retriever).
+
+    Raises:
+        ValueError: unless ``logits`` is a non-empty :math:`(N, M)` matrix with :math:`M \ge N`.
+
+    Shape:
+        - logits: :math:`(N, M)`, :math:`M \ge N`; output: :math:`()`
+    """
+    _check_similarity(logits, square=False)
+    target = torch.arange(logits.shape[0], device=logits.device)  # (N,) the positive of row n is column n
+    return cross_entropy(logits, target)
+
+
+def clip_loss(logits_per_image: torch.Tensor) -> torch.Tensor:
+    r"""CLIP's symmetric contrastive loss: InfoNCE over the rows (image to text) and the columns (text to image).
+
+    .. math::
+
+        \mathcal{L}_{\text{CLIP}} = \tfrac12 \bigl(\mathcal{L}_{\text{InfoNCE}}(S) + \mathcal{L}_{\text{InfoNCE}}(S^\top)\bigr),
+        \qquad S_{nm} = e^{t}\, \hat{\mathbf{u}}_n^\top \hat{\mathbf{v}}_m ,
+
+    with :math:`\hat{\mathbf{u}}_n, \hat{\mathbf{v}}_m` the unit image and text embeddings
+    and :math:`e^{t}` the learned inverse temperature (Radford et al., 2021). Equals
+    ``transformers``' CLIP contrastive loss on the same logits. Chapter 34.
+
+    Raises:
+        ValueError: unless ``logits_per_image`` is a non-empty square matrix.
+
+    Shape:
+        - logits_per_image: :math:`(N, N)`, row :math:`n` image :math:`n`, column :math:`m` text :math:`m`; output: :math:`()`
+    """
+    _check_similarity(logits_per_image, square=True)
+    return 0.5 * (info_nce(logits_per_image) + info_nce(logits_per_image.T))

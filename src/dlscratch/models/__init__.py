@@ -1,4 +1,5 @@
 r"""Models built from the package's layers: n-gram, MLP and WaveNet language models, classifiers, CNNs, recurrent and Transformer models, GPT, T5, BERT, the Vision Transformer.
+r"""Models built from the package's layers: n-gram, MLP and WaveNet language models, classifiers, CNNs, recurrent and Transformer models, GPT, T5, BERT, CLIP.
 
 Seeding rule: every model draws its initial weights from torch's global generator, as
 :mod:`torch.nn` layers do, so ``dlscratch.utils.seed_everything(seed)`` just before building it
@@ -25,6 +26,8 @@ from .hf_io import load_hf_folder
 from .llama import LLaMA, LlamaConfig, ladder, llama_block
 from .llama_hf import export_hf
 from .attn_only import AttnOnlyConfig, AttnOnlyOutput, AttnOnlyTransformer, from_gpt2_state_dict, gpt2_config, to_gpt2_state_dict
+from .clip import CLIP, CLIPConfig, CLIPOutput, CLIPTextTower, CLIPTowerConfig, CLIPVisionTower, clip_block, clip_init, eot_positions
+from .clip_hf import clip_state_dict_from_hf, hf_clip_config, hf_clip_name
 from .icl_regression import InContextRegressor, RegressionConfig, interleave
 from .mamba import Mamba, MambaConfig
 from .mlp_classifier import MLPClassifier, MLPClassifierConfig
@@ -157,4 +160,16 @@ __all__ = [
     "BiEncoder",
     "SpeakerReader",
     "ScalarHeadLM",
+    "CLIPTowerConfig",
+    "CLIPConfig",
+    "CLIPVisionTower",
+    "CLIPTextTower",
+    "CLIPOutput",
+    "CLIP",
+    "clip_block",
+    "clip_init",
+    "eot_positions",
+    "hf_clip_name",
+    "clip_state_dict_from_hf",
+    "hf_clip_config",
 ]

@@ -1,4 +1,5 @@
 r"""Training: the one loop and its callbacks, evaluation, the sentiment baselines, checkpoints and mechanics, and the results ledger, scaling-law fits, BERT's masked-language-model pre-training and fine-tuning, and training on several processes (:mod:`~dlscratch.training.parallel`)."""
+r"""Training: the one loop and its callbacks, evaluation, the sentiment baselines, checkpoints and mechanics, and the results ledger, scaling-law fits, BERT's masked-language-model pre-training and fine-tuning, contrastive image-text training (CLIP)."""
 
 from .baselines import SentimentBaselines, sentiment_baselines
 from .callbacks import Callback, Evaluate, ProgressBar
@@ -35,6 +36,21 @@ from .preference import (
     token_logprobs,
 )
 from .reward import bradley_terry_loss, pair_batches, pairwise_accuracy, train_reward_model
+from .contrastive import (
+    ClipHistory,
+    caption_batches,
+    clip_batch_loss,
+    embed_images,
+    embed_texts,
+    encode_unique,
+    linear_probe,
+    loss_floor,
+    noisy_characters,
+    label_recall_at_k,
+    train_clip,
+    zeroshot_logits,
+    zeroshot_weights,
+)
 from .ledger import MIME_TYPE, RESULTS, Result, record
 from .lm import LMTrainConfig, evaluate_sequence_nll, random_windows, split_text, train_sequence_lm, window_plan
 from .mlm import (
@@ -211,4 +227,17 @@ __all__ = [
     "pair_batches",
     "pairwise_accuracy",
     "train_reward_model",
+    "ClipHistory",
+    "caption_batches",
+    "noisy_characters",
+    "encode_unique",
+    "clip_batch_loss",
+    "train_clip",
+    "embed_images",
+    "embed_texts",
+    "zeroshot_weights",
+    "zeroshot_logits",
+    "linear_probe",
+    "label_recall_at_k",
+    "loss_floor",
 ]
