@@ -48,6 +48,18 @@ from .span_corruption import (
 from .t5 import T5, T5Config
 from .wavenet import WaveNet, WaveNetConfig
 from .zero_shot import continuation_logprobs, label_word_scores
+from .diffusion import NoiseSchedule, cosine_betas, guided_noise, linear_betas, sample_loop
+from .denoisers import (
+    CaptionEncoder,
+    CrossAttention2d,
+    ResBlock,
+    TextToImage,
+    TimeEmbedding,
+    ToyDenoiser,
+    ToyDenoiserConfig,
+    UNet,
+    UNetConfig,
+)
 
 __all__ = [
     "BigramCounts",
@@ -139,4 +151,18 @@ __all__ = [
     "hf_bert_name",
     "pack_pair",
     "batch_inputs",
+    "NoiseSchedule",
+    "linear_betas",
+    "cosine_betas",
+    "guided_noise",
+    "sample_loop",
+    "TimeEmbedding",
+    "ToyDenoiserConfig",
+    "ToyDenoiser",
+    "CaptionEncoder",
+    "UNetConfig",
+    "ResBlock",
+    "CrossAttention2d",
+    "UNet",
+    "TextToImage",
 ]

@@ -4,6 +4,7 @@ from .baselines import SentimentBaselines, sentiment_baselines
 from .callbacks import Callback, Evaluate, ProgressBar
 from .checkpoint import checkpoint_config, load_checkpoint, read_checkpoint, save_checkpoint
 from .classify import History, accuracy, confusion_matrix, epoch_batches, evaluate_classifier, fit_classifier, predict
+from .diffusion import caption_batches, diffusion_loss, frechet_distance, generate, penultimate_features, within_class_diversity
 from .evaluate import mean_nll
 from .finetune import FineTuneConfig, classifier_accuracy, fine_tune, length_buckets
 from .icl import (
@@ -129,4 +130,10 @@ __all__ = [
     "bert_accuracy",
     "encoder_features",
     "fit_linear_head",
+    "diffusion_loss",
+    "caption_batches",
+    "generate",
+    "frechet_distance",
+    "within_class_diversity",
+    "penultimate_features",
 ]
