@@ -98,8 +98,7 @@ def caption_batches(
 
     With probability ``p_uncond`` a caption is replaced by the empty caption ``""`` (just
     ``<eot>``), the null condition of classifier-free guidance. Images are scaled from
-    :math:`[0, 1]` to :math:`[-1, 1]`. All captions are padded to the longest possible one, so every
-    batch has the same width.
+    :math:`[0, 1]` to :math:`[-1, 1]`.
 
     Raises:
         ValueError: if ``p_uncond`` is not in :math:`[0, 1]` or images and labels differ in number.
@@ -108,43 +107,47 @@ def caption_batches(
         raise ValueError(f"p_uncond must be a probability in [0, 1], got {p_uncond}")
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"need one label per image, got {labels.shape[0]} labels for {images.shape[0]} images")
-    width = max(len(t.format(name="three", digit=3)) for t in templates) + 8  # longest digit word: 5 letters
     for _ in range(steps):
         idx = torch.randint(0, images.shape[0], (batch_size,), generator=generator)
         texts = random_captions(labels[idx], templates, generator=generator)
         drop = (torch.rand(batch_size, generator=generator) < p_uncond).tolist()
         texts = ["" if d else s for s, d in zip(texts, drop)]
-        ids, _ = encode_captions(texts, tokenizer)
-        ids = F.pad(ids, (0, width - ids.shape[1]), value=tokenizer.special_tokens["<pad>"])  # (B, width)
+        ids, _ = encode_captions(texts, tokenizer)  # (B, L): padded to the batch's longest caption
         yield 2 * images[idx] - 1, ids
 
 
 @torch.inference_mode()
 def generate(
     model: nn.Module, schedule: NoiseSchedule, ids: torch.Tensor, null_ids: torch.Tensor, *, w: float,
-    steps: int, shape: tuple[int, ...], generator: torch.Generator, method: str = "ddim",
+    steps: int, shape: tuple[int, ...], generator: torch.Generator, method: str = "ddim", clip: float | None = None,
 ) -> torch.Tensor:
     r"""Images for captions ``ids`` with classifier-free guidance of weight ``w``, in :math:`[0, 1]`.
 
     Each sampling step runs the model once on the doubled batch (conditional, then null), and
     combines the two predictions with :func:`~dlscratch.models.diffusion.guided_noise`.
 
+    Raises:
+        ValueError: if ``null_ids`` is not one row of the width of ``ids``.
+
     Args:
         model: ``model(x, t, ids)`` predicts the noise.
         schedule: its noise schedule.
         ids: caption ids, one row per image.
-        null_ids: the empty caption's ids, one row (broadcast to the batch).
+        null_ids: the empty caption's ids, one row padded to the width of ``ids`` (broadcast to the batch).
         w: the guidance weight (0: the conditional model alone).
         steps: sampling steps.
         shape: the shape of one image.
         generator: for the initial noise and DDPM's noise.
         method: ``"ddim"`` or ``"ddpm"``.
+        clip: clamp :math:`\hat{\mathbf{x}}_0` to :math:`[-c, c]` in every step, or ``None``.
 
     Shape:
         - ids: :math:`(B, L)`; null_ids: :math:`(1, L)`; output: :math:`(B, *\text{shape})`
     """
-    B = ids.shape[0]
+    B, L = ids.shape
     dev = next(model.parameters()).device
+    if null_ids.shape != (1, L):
+        raise ValueError(f"null_ids must be one row as wide as ids, (1, {L}), got {tuple(null_ids.shape)}; encode it with the captions")
     both = torch.cat([ids, null_ids.expand(B, -1)]).to(dev)  # (2B, L)
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -152,7 +155,7 @@ def generate(
         return guided_noise(eps[B:], eps[:B], w)
 
     x = torch.randn((B, *shape), generator=generator).to(dev)
-    x, _ = sample_loop(eps_fn, schedule, x, steps, method=method, generator=generator, clip=1.0)
+    x, _ = sample_loop(eps_fn, schedule, x, steps, method=method, generator=generator, clip=clip)
     return ((x + 1) / 2).clamp(0, 1)
 
 
