@@ -6,16 +6,8 @@ import pytest
 import torch
 
 from dlscratch.layers.positional import sinusoidal_encoding
-from dlscratch.models.denoisers import (
-    CaptionEncoder,
-    CrossAttention2d,
-    TextToImage,
-    TimeEmbedding,
-    ToyDenoiser,
-    ToyDenoiserConfig,
-    UNet,
-    UNetConfig,
-)
+from dlscratch.models.denoisers import CaptionEncoder, CrossAttention2d, TextToImage, TimeEmbedding, ToyDenoiser, ToyDenoiserConfig
+from dlscratch.models.denoisers import UNet, UNetConfig
 
 
 def small_unet(**kw: int) -> UNet:

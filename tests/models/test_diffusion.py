@@ -33,20 +33,25 @@ def test_q_sample_equals_add_noise() -> None:
     torch.testing.assert_close(ours("linear", 1000).q_sample(x0, t, noise), ref.add_noise(x0, noise, t))
 
 
+def chain(sched: NoiseSchedule, ref: object, n_steps: int):  # noqa: ANN201
+    """``ref`` set to our float64 table and ``n_steps`` timesteps; yields a few (i, t, t_prev, eps, x) along the chain."""
+    ref.alphas_cumprod = sched.alphas_cumprod  # diffusers keeps them in float32 (equal to 1e-6, above); the step in float64
+    ref.set_timesteps(n_steps)
+    ts = sched.timesteps(n_steps)
+    assert ts == ref.timesteps.tolist()
+    for i in sorted({0, min(1, n_steps - 1), n_steps // 2, n_steps - 1}):
+        eps, x = torch.randn(3, 2, 5, dtype=torch.float64), 2 * torch.randn(3, 2, 5, dtype=torch.float64)
+        yield i, ts[i], ts[i + 1] if i + 1 < n_steps else -1, eps, x
+
+
 @pytest.mark.parametrize("name", list(SCHEDULES))
 @pytest.mark.parametrize("n_steps", [1000, 50, 7, 1])
 @pytest.mark.parametrize("clip", [True, False])
 def test_ddpm_steps_equal_diffusers(name: str, n_steps: int, clip: bool) -> None:
     sched = ours(name, 1000)
     ref = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule=name, clip_sample=clip)
-    ref.alphas_cumprod = sched.alphas_cumprod  # diffusers keeps them in float32 (equal to 1e-6, above); the step in float64
-    ref.set_timesteps(n_steps)
-    ts = sched.timesteps(n_steps)
-    assert ts == ref.timesteps.tolist()
-    for i in sorted({0, min(1, len(ts) - 1), len(ts) // 2, len(ts) - 1}):
-        t, t_prev = ts[i], ts[i + 1] if i + 1 < len(ts) else -1
-        eps, x = torch.randn(3, 2, 5, dtype=torch.float64), 2 * torch.randn(3, 2, 5, dtype=torch.float64)
-        noise = torch.randn(3, 2, 5, generator=torch.Generator().manual_seed(i), dtype=torch.float64)
+    for i, t, t_prev, eps, x in chain(sched, ref, n_steps):
+        noise = torch.randn(3, 2, 5, generator=torch.Generator().manual_seed(i), dtype=torch.float64)  # what diffusers draws
         want = ref.step(eps, t, x, generator=torch.Generator().manual_seed(i)).prev_sample
         got = sched.ddpm_step(eps, t, x, noise, t_prev, clip=1.0 if clip else None)
         torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
@@ -57,17 +62,12 @@ def test_ddpm_steps_equal_diffusers(name: str, n_steps: int, clip: bool) -> None
 @pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
 def test_ddim_steps_equal_diffusers(name: str, n_steps: int, eta: float) -> None:
     sched = ours(name, 1000)
-    ref = diffusers.DDIMScheduler(num_train_timesteps=1000, beta_schedule=name, clip_sample=eta == 0.5)
-    ref.alphas_cumprod = sched.alphas_cumprod  # in float64, as ours
-    ref.set_timesteps(n_steps)
-    ts = sched.timesteps(n_steps)
-    assert ts == ref.timesteps.tolist()
-    for i in sorted({0, min(1, len(ts) - 1), len(ts) // 2, len(ts) - 1}):
-        t, t_prev = ts[i], ts[i + 1] if i + 1 < len(ts) else -1
-        eps, x = torch.randn(3, 2, 5, dtype=torch.float64), 2 * torch.randn(3, 2, 5, dtype=torch.float64)
+    clip = eta == 0.5  # one setting with x0 clamped to [-1, 1]
+    ref = diffusers.DDIMScheduler(num_train_timesteps=1000, beta_schedule=name, clip_sample=clip)
+    for _, t, t_prev, eps, x in chain(sched, ref, n_steps):
         noise = torch.randn(3, 2, 5, dtype=torch.float64)
         want = ref.step(eps, t, x, eta=eta, variance_noise=noise if eta > 0 else None).prev_sample
-        got = sched.ddim_step(eps, t, t_prev, x, eta=eta, noise=noise, clip=1.0 if eta == 0.5 else None)
+        got = sched.ddim_step(eps, t, t_prev, x, eta=eta, noise=noise, clip=1.0 if clip else None)
         torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
 
 

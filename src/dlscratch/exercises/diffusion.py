@@ -39,23 +39,23 @@ def check_q_sample(answer: Any) -> None:
     sched = NoiseSchedule.cosine(100)
     for _ in range(3):
         x0, t, noise, abar = _inputs(gen)
-        want = sched.q_sample(x0, t, noise)
         with torch.no_grad():
             got = fn(x0, t, noise, abar)
-        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+        if not isinstance(got, torch.Tensor) or got.shape != x0.shape:
             raise AssertionError(f"return a tensor shaped like x0, {tuple(x0.shape)}; got {getattr(got, 'shape', type(got).__name__)}. "
                                  "Index abar with t and reshape it to (B, 1, 1, 1) so that it broadcasts over each image.")
-        if torch.allclose(got, want):
+        ab = abar[t].view(-1, 1, 1, 1)  # (B, 1, 1, 1)
+        alpha = sched.alphas[t].view(-1, 1, 1, 1)  # one step's alpha_t
+        mistakes = [
+            (ab * x0 + (1 - ab) * noise, "those are the variances: the mean scales x0 by sqrt(abar_t) and the noise by sqrt(1 - abar_t)."),
+            ((1 - ab).sqrt() * x0 + ab.sqrt() * noise, "the two scales are swapped: the data keep sqrt(abar_t), which is near 1 at small t."),
+            (alpha.sqrt() * x0 + (1 - alpha).sqrt() * noise,
+             "that is one step, q(x_t | x_{t-1}) with alpha_t; the closed form uses the product abar_t = alpha_0 ... alpha_t."),
+        ]
+        if torch.allclose(got, sched.q_sample(x0, t, noise)):
             continue
-        ab = abar[t].view(-1, 1, 1, 1)
-        if torch.allclose(got, ab * x0 + (1 - ab) * noise):
-            raise AssertionError("those are the variances: the mean scales x0 by sqrt(abar_t) and the noise by sqrt(1 - abar_t).")
-        if torch.allclose(got, (1 - ab).sqrt() * x0 + ab.sqrt() * noise):
-            raise AssertionError("the two scales are swapped: the data keep sqrt(abar_t), which is near 1 at small t.")
-        alpha = 1 - NoiseSchedule.cosine(100).betas[t].view(-1, 1, 1, 1)
-        if torch.allclose(got, alpha.sqrt() * x0 + (1 - alpha).sqrt() * noise):
-            raise AssertionError("that is one step, q(x_t | x_{t-1}) with alpha_t; the closed form uses the product abar_t = alpha_0 ... alpha_t.")
-        raise AssertionError("wrong values: x_t = sqrt(abar[t]) * x0 + sqrt(1 - abar[t]) * noise, with abar[t] broadcast per image.")
+        hint = next((h for wrong, h in mistakes if torch.allclose(got, wrong)), None)
+        raise AssertionError(hint or "wrong values: x_t = sqrt(abar[t]) * x0 + sqrt(1 - abar[t]) * noise, with abar[t] broadcast per image.")
 
 
 @exercise("diffusion.guidance")
@@ -63,18 +63,21 @@ def check_guidance(answer: Any) -> None:
     r"""``answer(eps_uncond, eps_cond, w)``: :math:`(1 + w)\,\epsilon_c - w\,\epsilon_\varnothing`."""
     fn = require_callable(answer, "my_guided_noise")
     gen = torch.Generator().manual_seed(36)
-    for w in (1.5, 4.0, 0.0):
+    for w in (1.5, 4.0, 0.0):  # w = 0 last: there the conventions coincide
         eu, ec = torch.randn(4, 2, generator=gen), torch.randn(4, 2, generator=gen)
         with torch.no_grad():
             got = fn(eu, ec, w)
-        if isinstance(got, torch.Tensor) and torch.allclose(got, guided_noise(eu, ec, w)):
+        if not isinstance(got, torch.Tensor) or got.shape != ec.shape:
+            raise AssertionError(f"return a tensor shaped like eps_cond, {tuple(ec.shape)}.")
+        if torch.allclose(got, guided_noise(eu, ec, w)):
             continue
-        if isinstance(got, torch.Tensor) and torch.allclose(got, eu + w * (ec - eu)):
-            raise AssertionError("that is diffusers' guidance_scale convention, s = 1 + w; here w = 0 must give the conditional model: "
-                                 "(1 + w) eps_cond - w eps_uncond.")
-        if isinstance(got, torch.Tensor) and torch.allclose(got, (1 + w) * eu - w * ec):
-            raise AssertionError("the signs are swapped: guidance moves away from the unconditional prediction, towards the conditional one.")
-        raise AssertionError(f"wrong values at w = {w}: extrapolate from eps_uncond through eps_cond, (1 + w) eps_cond - w eps_uncond.")
+        mistakes = [
+            (eu + w * (ec - eu), "that is diffusers' guidance_scale convention, s = 1 + w; here w = 0 must give the conditional model: "
+                                 "(1 + w) eps_cond - w eps_uncond."),
+            ((1 + w) * eu - w * ec, "the signs are swapped: guidance moves away from the unconditional prediction, towards the conditional one."),
+        ]
+        hint = next((h for wrong, h in mistakes if torch.allclose(got, wrong)), None)
+        raise AssertionError(hint or f"wrong values at w = {w}: extrapolate from eps_uncond through eps_cond, (1 + w) eps_cond - w eps_uncond.")
 
 
 def noisy_steps(schedule: NoiseSchedule, threshold: float) -> int:
