@@ -207,6 +207,10 @@ class CrossAttention2d(nn.Module):
 class UNet(nn.Module):
     r"""A one-level U-Net :math:`\epsilon_\theta(\mathbf{x}_t, t, \mathbf{c})` for small images.
 
+    The conditioning enters twice, as in Imagen: the mean of the context tokens is projected and
+    added to the time embedding (a global signal every block sees), and the bottleneck reads the
+    tokens one by one by cross-attention.
+
     Full resolution: conv in, a :class:`ResBlock`; 2× down (strided conv); bottleneck: ResBlock,
     :class:`CrossAttention2d` to the context, ResBlock; 2× up (transposed conv); concatenate the
     full-resolution features (the U's skip); ResBlock; GroupNorm, SiLU, conv out (zero-initialised,
@@ -221,6 +225,7 @@ class UNet(nn.Module):
         super().__init__()
         self.config = c = config
         self.time = TimeEmbedding(c.n_timesteps, c.time_dim)
+        self.pooled = nn.Linear(c.context_dim, c.time_dim)  # the mean context token, added to the time embedding
         self.conv_in = nn.Conv2d(c.in_channels, c.channels, 3, padding=1)
         self.down_block = ResBlock(c.channels, c.channels, c.time_dim, c.groups)
         self.down = nn.Conv2d(c.channels, c.channels_low, 3, stride=2, padding=1)
@@ -238,7 +243,9 @@ class UNet(nn.Module):
         c = self.config
         if x.dim() != 4 or x.shape[1:] != (c.in_channels, c.image_size, c.image_size):
             raise ValueError(f"expected images (B, {c.in_channels}, {c.image_size}, {c.image_size}), got {tuple(x.shape)}")
-        temb = self.time(t)  # (B, D_t)
+        keep = torch.ones(context.shape[:2], device=x.device, dtype=x.dtype) if context_pad is None else (~context_pad).to(x.dtype)  # (B, L)
+        pooled = (context * keep[..., None]).sum(1) / keep.sum(1, keepdim=True)  # (B, D_c), the mean real token
+        temb = self.time(t) + self.pooled(pooled)  # (B, D_t)
         h = self.down_block(self.conv_in(x), temb)  # (B, C, S, S)
         z = self.mid1(self.down(h), temb)  # (B, C_low, S/2, S/2)
         z = self.mid2(self.cross(z, context, context_pad), temb)  # (B, C_low, S/2, S/2)
