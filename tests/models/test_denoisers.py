@@ -66,13 +66,15 @@ def test_unet_reads_the_context_and_ignores_padding() -> None:
         unet(torch.randn(2, 1, 8, 8, dtype=torch.float64), t, ctx)
 
 
-def test_unet_config_checks() -> None:
-    with pytest.raises(ValueError, match="even"):
-        UNetConfig(image_size=7)
-    with pytest.raises(ValueError, match="n_head 3 must divide channels_low 64"):
-        UNetConfig(n_head=3)
-    with pytest.raises(ValueError, match="groups 5"):
-        UNetConfig(groups=5)
+@pytest.mark.parametrize("bad, message", [
+    ({"image_size": 7}, "image_size must be even .*got 7"),
+    ({"n_head": 3}, "n_head 3 must divide channels_low 64"),
+    ({"groups": 5}, "groups 5 must divide channels 32 and channels_low 64"),
+    ({"channels": 0}, "channels must be positive, got 0"),
+])
+def test_unet_config_checks(bad: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        UNetConfig(**bad)
 
 
 def test_text_to_image_encodes_each_distinct_caption_once() -> None:
