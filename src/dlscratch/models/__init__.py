@@ -55,6 +55,18 @@ from .vit_hf import hf_vit_config, hf_vit_grads, hf_vit_name, vit_state_dict_fro
 from .wavenet import WaveNet, WaveNetConfig
 from .zero_shot import continuation_logprobs, label_word_scores
 from .bi_encoder import BiEncoder, BiEncoderConfig, SpeakerReader, TextEncoder
+from .diffusion import NoiseSchedule, cosine_betas, guided_noise, linear_betas, sample_loop
+from .denoisers import (
+    CaptionEncoder,
+    CrossAttention2d,
+    ResBlock,
+    TextToImage,
+    TimeEmbedding,
+    ToyDenoiser,
+    ToyDenoiserConfig,
+    UNet,
+    UNetConfig,
+)
 
 __all__ = [
     "BigramCounts",
@@ -172,4 +184,18 @@ __all__ = [
     "hf_clip_name",
     "clip_state_dict_from_hf",
     "hf_clip_config",
+    "NoiseSchedule",
+    "linear_betas",
+    "cosine_betas",
+    "guided_noise",
+    "sample_loop",
+    "TimeEmbedding",
+    "ToyDenoiserConfig",
+    "ToyDenoiser",
+    "CaptionEncoder",
+    "UNetConfig",
+    "ResBlock",
+    "CrossAttention2d",
+    "UNet",
+    "TextToImage",
 ]

@@ -7,6 +7,7 @@ from .checkpoint import checkpoint_config, load_checkpoint, read_checkpoint, sav
 from .compress import gptq_quantize_model, layer_inputs, saved_bytes
 from .classify import History, accuracy, confusion_matrix, epoch_batches, evaluate_classifier, fit_classifier, predict
 from .estimate import T4_PEAK_FLOPS, CountingMode, RunEstimate, t4_seconds
+from .diffusion import caption_batches, diffusion_loss, frechet_distance, generate, penultimate_features, within_class_diversity
 from .evaluate import mean_nll
 from .finetune import FineTuneConfig, classifier_accuracy, fine_tune, length_buckets
 from .icl import (
@@ -240,4 +241,10 @@ __all__ = [
     "linear_probe",
     "label_recall_at_k",
     "loss_floor",
+    "diffusion_loss",
+    "caption_batches",
+    "generate",
+    "frechet_distance",
+    "within_class_diversity",
+    "penultimate_features",
 ]
