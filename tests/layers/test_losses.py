@@ -8,8 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlscratch.layers.losses import cross_entropy, distillation_loss
-from dlscratch.layers.losses import clip_loss, cross_entropy, info_nce
+from dlscratch.layers.losses import clip_loss, cross_entropy, distillation_loss, info_nce
 from tests.helpers import assert_same_forward_backward
 
 

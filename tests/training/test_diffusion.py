@@ -11,7 +11,7 @@ from dlscratch.data.captions import caption_tokenizer
 from dlscratch.models.cnn import LeNet, LeNetConfig
 from dlscratch.models.diffusion import NoiseSchedule
 from dlscratch.training.diffusion import (
-    caption_batches,
+    guidance_caption_batches,
     diffusion_loss,
     frechet_distance,
     generate,
@@ -36,18 +36,18 @@ def test_loss_is_the_noise_regression_at_the_drawn_timesteps() -> None:
 def test_caption_batches_scale_drop_and_pad() -> None:
     tok = caption_tokenizer()
     images, labels = torch.rand(20, 1, 4, 4), torch.arange(20) % 10
-    batches = list(caption_batches(images, labels, tok, batch_size=64, steps=3, p_uncond=0.5, generator=torch.Generator().manual_seed(0)))
+    batches = list(guidance_caption_batches(images, labels, tok, batch_size=64, steps=3, p_uncond=0.5, generator=torch.Generator().manual_seed(0)))
     assert len(batches) == 3
     x0, ids = batches[0]
     assert x0.min() >= -1 and x0.max() <= 1 and x0.min() < -0.5
     null = ids[:, 0] == tok.special_tokens["<eot>"]
     assert 10 < int(null.sum()) < 54  # about half are the empty caption
-    none = next(caption_batches(images, labels, tok, batch_size=64, steps=1, p_uncond=0.0, generator=torch.Generator()))
+    none = next(guidance_caption_batches(images, labels, tok, batch_size=64, steps=1, p_uncond=0.0, generator=torch.Generator()))
     assert not bool((none[1][:, 0] == tok.special_tokens["<eot>"]).any())
     with pytest.raises(ValueError, match=r"\[0, 1\], got 1.5"):
-        next(caption_batches(images, labels, tok, batch_size=4, steps=1, p_uncond=1.5, generator=torch.Generator()))
+        next(guidance_caption_batches(images, labels, tok, batch_size=4, steps=1, p_uncond=1.5, generator=torch.Generator()))
     with pytest.raises(ValueError, match="got 19 labels for 20 images"):
-        next(caption_batches(images, labels[:19], tok, batch_size=4, steps=1, generator=torch.Generator()))
+        next(guidance_caption_batches(images, labels[:19], tok, batch_size=4, steps=1, generator=torch.Generator()))
 
 
 def test_frechet_distance_equals_the_scipy_formula() -> None:

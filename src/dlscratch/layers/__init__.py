@@ -15,8 +15,7 @@ from .dropout import Dropout, dropout
 from .feedforward import ACTIVATIONS, MLP, SwiGLU, relu2, swiglu_hidden
 from .gptq import gptq_hessian, gptq_quantize, layer_error, obq_quantize
 from .int8 import Int8Linear, int8_matmul, int_matmul, llm_int8_matmul, outlier_columns
-from .losses import cross_entropy, distillation_loss
-from .losses import clip_loss, cross_entropy, info_nce
+from .losses import clip_loss, cross_entropy, distillation_loss, info_nce
 from .lora import LoRALinear, add_lora, load_lora_state_dict, lora_modules, lora_state_dict, low_rank_factors, merge_lora, unmerge_lora
 from .moe import MoE, drop_fraction, expert_capacity, load_balancing_loss, route, router_z_loss
 from .norms import NORMS, BatchNorm1d, BatchNorm2d, FusedLayerNorm, FusedRMSNorm, LayerNorm, RMSNorm, batch_norm, make_norm

@@ -5,9 +5,9 @@ distribution :math:`\mathbf{q}` is :math:`-\sum_k q_k \log \operatorname{softmax
 With a one-hot target it is the negative log-likelihood of the true class; label smoothing mixes
 the one-hot target with the uniform distribution. Introduced in chapter 6 (deep networks); label
 smoothing in chapter 8 (regularization); knowledge distillation, the same loss against a
-teacher's softened distribution, in chapter 36 (model compression).
-smoothing in chapter 8 (regularization). The contrastive losses of chapter 34 (CLIP) are the
-same cross-entropy over a similarity matrix, whose diagonal holds the matching pairs.
+teacher's softened distribution, in chapter 36 (model compression). The contrastive losses of
+chapter 34 (CLIP) are the same cross-entropy over a similarity matrix, whose diagonal holds the
+matching pairs.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ import torch
 
 from .activations import log_softmax
 
-__all__ = ["cross_entropy", "distillation_loss"]
-__all__ = ["cross_entropy", "info_nce", "clip_loss"]
+__all__ = ["cross_entropy", "distillation_loss", "info_nce", "clip_loss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 

@@ -1,5 +1,4 @@
-r"""Models built from the package's layers: n-gram, MLP and WaveNet language models, classifiers, CNNs, recurrent and Transformer models, GPT, T5, BERT, the Vision Transformer.
-r"""Models built from the package's layers: n-gram, MLP and WaveNet language models, classifiers, CNNs, recurrent and Transformer models, GPT, T5, BERT, CLIP.
+r"""Models built from the package's layers: n-gram, MLP and WaveNet language models, classifiers, CNNs, recurrent and Transformer models, GPT, T5, BERT, the Vision Transformer, CLIP, diffusion models.
 
 Seeding rule: every model draws its initial weights from torch's global generator, as
 :mod:`torch.nn` layers do, so ``dlscratch.utils.seed_everything(seed)`` just before building it

@@ -1,5 +1,4 @@
-r"""Training: the one loop and its callbacks, evaluation, the sentiment baselines, checkpoints and mechanics, and the results ledger, scaling-law fits, BERT's masked-language-model pre-training and fine-tuning, and training on several processes (:mod:`~dlscratch.training.parallel`)."""
-r"""Training: the one loop and its callbacks, evaluation, the sentiment baselines, checkpoints and mechanics, and the results ledger, scaling-law fits, BERT's masked-language-model pre-training and fine-tuning, contrastive image-text training (CLIP)."""
+r"""Training: the one loop and its callbacks, evaluation, the sentiment baselines, checkpoints and mechanics, the results ledger, scaling-law fits, BERT's masked-language-model pre-training and fine-tuning, alignment (reward models, PPO, DPO), retrieval, contrastive image-text training (CLIP), diffusion, compression, and training on several processes (:mod:`~dlscratch.training.parallel`)."""
 
 from .baselines import SentimentBaselines, sentiment_baselines
 from .callbacks import Callback, Evaluate, ProgressBar
@@ -7,7 +6,7 @@ from .checkpoint import checkpoint_config, load_checkpoint, read_checkpoint, sav
 from .compress import gptq_quantize_model, layer_inputs, saved_bytes
 from .classify import History, accuracy, confusion_matrix, epoch_batches, evaluate_classifier, fit_classifier, predict
 from .estimate import T4_PEAK_FLOPS, CountingMode, RunEstimate, t4_seconds
-from .diffusion import caption_batches, diffusion_loss, frechet_distance, generate, penultimate_features, within_class_diversity
+from .diffusion import guidance_caption_batches, diffusion_loss, frechet_distance, generate, penultimate_features, within_class_diversity
 from .evaluate import mean_nll
 from .finetune import FineTuneConfig, classifier_accuracy, fine_tune, length_buckets
 from .icl import (
@@ -242,7 +241,7 @@ __all__ = [
     "label_recall_at_k",
     "loss_floor",
     "diffusion_loss",
-    "caption_batches",
+    "guidance_caption_batches",
     "generate",
     "frechet_distance",
     "within_class_diversity",

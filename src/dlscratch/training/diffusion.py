@@ -8,7 +8,7 @@ The objective is Ho et al.'s "simple" loss, the ELBO with its weights dropped:
     \bigl\lVert \boldsymbol\epsilon - \epsilon_\theta\bigl(\sqrt{\bar\alpha_t}\,\mathbf{x}_0 + \sqrt{1 - \bar\alpha_t}\,\boldsymbol\epsilon,\ t,\ c\bigr) \bigr\rVert^2 .
 
 For classifier-free guidance the condition :math:`c` is replaced by the null condition in a
-fraction of the examples (:func:`caption_batches`), so one network learns both
+fraction of the examples (:func:`guidance_caption_batches`), so one network learns both
 :math:`\epsilon(\mathbf{x}, c)` and :math:`\epsilon(\mathbf{x}, \varnothing)`. Samples are judged
 by a classifier of real images: the accuracy on the requested class, the spread within a class
 (:func:`within_class_diversity`) and a Fréchet distance between feature statistics
@@ -29,7 +29,7 @@ from ..tokenizers.char import CharTokenizer
 from .callbacks import Callback
 from .state import TrainState
 
-__all__ = ["EMA", "diffusion_loss", "caption_batches", "generate", "frechet_distance", "within_class_diversity", "penultimate_features"]
+__all__ = ["EMA", "diffusion_loss", "guidance_caption_batches", "generate", "frechet_distance", "within_class_diversity", "penultimate_features"]
 
 
 def diffusion_loss(
@@ -90,7 +90,7 @@ class EMA(Callback):
         return model
 
 
-def caption_batches(
+def guidance_caption_batches(
     images: torch.Tensor, labels: torch.Tensor, tokenizer: CharTokenizer, *, batch_size: int, steps: int,
     p_uncond: float = 0.1, templates: Sequence[str] = TRAIN_TEMPLATES, generator: torch.Generator,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
