@@ -15,7 +15,7 @@ import torch
 
 from ..layers.losses import clip_loss, info_nce
 from ..training.contrastive import label_recall_at_k
-from .answers import require_callable, require_number
+from .answers import grade_number, require_callable, require_number
 from .core import exercise
 
 __all__ = ["INIT_VALUES", "FLOOR_VALUES", "check_loss", "check_recall", "check_initial_loss", "check_floor"]
@@ -26,18 +26,9 @@ INIT_VALUES = {"batch_size": 256}
 FLOOR_VALUES = {"batch_size": 120, "n_classes": 10}
 
 
-def _close(a: float, b: float, rel: float = 1e-3) -> bool:
-    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)
-
-
-def _judge(got: float, want: float, hints: list[tuple[float, str]], fallback: str, rel: float = 1e-3) -> bool:
-    r"""``True`` if ``got`` is ``want``; else raise the hint of the first mistake it matches, or ``fallback``."""
-    if _close(got, want, rel):
-        return True
-    for value, message in hints:
-        if _close(got, value, rel):
-            raise AssertionError(message)
-    raise AssertionError(fallback)
+def _judge(got: float, want: float, hints: list[tuple[float, str]], fallback: str, rel: float = 1e-3) -> None:
+    r""":func:`~dlscratch.exercises.answers.grade_number` with this chapter's default tolerance."""
+    grade_number(got, "the answer", want, mistakes=hints, hint=fallback, rel=rel)
 
 
 def _value(got: Any, what: str) -> float:
@@ -64,7 +55,7 @@ def check_loss(answer: Any) -> None:
             (rows + cols, "close: the two directions are averaged, (rows + columns) / 2, not added."),
             (N * want, "each direction is a *mean* over the N rows, not a sum."),
             (-want, "check the sign: the loss is minus the log-probability of the matching pair."),
-        ], f"wrong value for N={N}. Row n is a softmax over the N texts whose target is text n (cross-entropy against "
+        ], f"not right for N={N}. Row n is a softmax over the N texts whose target is text n (cross-entropy against "
            "torch.arange(N)); do the same for the columns and average.", rel=1e-7)
 
 
@@ -86,7 +77,7 @@ def check_recall(answer: Any) -> None:
              "those are the k *least* similar items; retrieval takes the k largest similarities."),
             ((top == torch.arange(Q)[:, None]).any(1).double().mean().item(),
              "that asks for gallery item q itself; here an item is relevant when its label equals the query's."),
-        ], f"wrong value for Q={Q}, G={G}, k={k}: take each row's k largest similarities, check whether one of those "
+        ], f"not right for Q={Q}, G={G}, k={k}: take each row's k largest similarities, check whether one of those "
            "items has the query's label, and average over the queries.", rel=1e-9)
 
 
@@ -97,7 +88,7 @@ def check_initial_loss(answer: Any) -> None:
     _judge(got, math.log(B), [
         (math.log2(B), "that is in bits; the loss uses the natural logarithm."),
         (2 * math.log(B), "the two directions are averaged, not added."),
-    ], f"{got:g} is not it: if every logit in a row is (nearly) the same, what probability does the softmax give the "
+    ], "if every logit in a row is (nearly) the same, what probability does the softmax give the "
        "matching pair?")
 
 
@@ -113,5 +104,5 @@ def check_floor(answer: Any) -> None:
         (math.log(B), "ln B is the loss of a model that has learned nothing; a perfect one can rule out the other digits."),
         (math.log(K), "that is ln K, as if the probability were spread over the K digits; it is spread over the captions "
                       "of the image's own digit in the batch: how many are there?"),
-    ], f"{got:g} is not it: with n images per digit, a perfect model can do no better than probability 1/n for the "
+    ], "with n images per digit, a perfect model can do no better than probability 1/n for the "
        "matching pair, in both directions.")
