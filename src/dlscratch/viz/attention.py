@@ -109,12 +109,12 @@ def attention_rollout(weights: Sequence[torch.Tensor], residual: float = 0.5) ->
         weights: one tensor per layer, first layer first, each :math:`(B, nh, T, T)` (rows sum to 1).
         residual: the weight :math:`r \in [0, 1]` of the identity.
 
+    Shape:
+        - output: :math:`(B, T, T)`
+
     Raises:
         ValueError: if ``weights`` is empty, a tensor is not :math:`(B, nh, T, T)` like the first,
             or ``residual`` is outside :math:`[0, 1]`.
-
-    Shape:
-        - output: :math:`(B, T, T)`
     """
     if len(weights) == 0:
         raise ValueError("attention_rollout needs the weights of at least one layer, got none")
