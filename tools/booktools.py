@@ -37,6 +37,9 @@ def colab_branch() -> str:
 def setup_cell_source(ref: str | None = None) -> str:
     """The exact source of every chapter's first (hidden) code cell.
 
+    It installs the package with its ``references`` extra: the reference libraries some chapters
+    compare against that Colab does not preinstall (trl, diffusers, rank-bm25).
+
     The chapters' sources install the repository's default branch; an exported notebook passes
     ``ref``, the commit it was exported from, so a reader opening it in Colab installs exactly the
     package that its text and code were written against (``git+URL@<commit>``).
@@ -47,7 +50,7 @@ def setup_cell_source(ref: str | None = None) -> str:
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
-        f'    %pip install --quiet "dlscratch @ git+{repo_url()}{pin}"'
+        f'    %pip install --quiet "dlscratch[references] @ git+{repo_url()}{pin}"'
     )
 
 

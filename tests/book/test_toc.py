@@ -54,3 +54,15 @@ def test_equation_labels_are_unique_across_the_book() -> None:
                 clashes.append(f"{label}: {seen[label]} and {md.stem}")
             seen.setdefault(label, md.stem)
     assert not clashes, clashes
+
+
+def test_references_extra_pins_match_requirements() -> None:
+    """The Colab setup cell installs ``dlscratch[references]``; its pins are the build's own."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    root = ROOT
+    extra = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]["references"]
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", (root / "requirements.txt").read_text(), re.M))
+    for req in extra:
+        name, version = req.split("==")
+        assert pins.get(name) == version, f"{req} in pyproject.toml, {name}=={pins.get(name)} in requirements.txt"
