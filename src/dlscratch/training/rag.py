@@ -16,7 +16,7 @@ import torch
 
 from ..data.padding import pad_sequences
 from ..data.shakespeare_turns import word_tokens
-from ..layers.losses import cross_entropy
+from ..layers.losses import cross_entropy, info_nce
 from ..models.bert_inputs import pack_pair
 from ..models.bi_encoder import BiEncoder, SpeakerReader
 from ..tokenizers.vocab import WordVocab
@@ -42,14 +42,15 @@ def in_batch_negatives_loss(sim: torch.Tensor) -> torch.Tensor:
         \mathcal{L} = -\frac{1}{B} \sum_{i=1}^{B} \log
         \frac{e^{\operatorname{sim}(q_i, p_i)}}{\sum_{j=1}^{B} e^{\operatorname{sim}(q_i, p_j)}}
 
-    the cross-entropy of the rows of the similarity matrix against targets ``arange(B)``.
+    :func:`~dlscratch.layers.losses.info_nce` on a square matrix: the cross-entropy of the rows of
+    the similarity matrix against targets ``arange(B)``.
 
     Shape:
         - sim: :math:`(B, B)`; output: scalar
     """
     if sim.dim() != 2 or sim.shape[0] != sim.shape[1]:
         raise ValueError(f"need a square (B, B) similarity matrix, got {tuple(sim.shape)}")
-    return cross_entropy(sim, torch.arange(sim.shape[0], device=sim.device))
+    return info_nce(sim)
 
 
 def word_ids(text: str, stoi: dict[str, int]) -> list[int]:
