@@ -1,3 +1,4 @@
+import json
 import sys
 import types
 
@@ -54,3 +55,19 @@ def test_train_prints_the_counted_first_update(fake_notebook: FakeShell, capsys:
     flops = 2 * (2 * 4 * 5 * 3)  # the forward product and the weight-gradient one (the input needs no gradient)
     assert out.count("\n") == 1 and f"3 updates x {flops} FLOP" in out and f"= {3 * flops} FLOP" in out
     assert RunEstimate(3, flops, 10, False).seconds == pytest.approx(t4_seconds(flops, 10, 3))
+
+
+def test_meter_records_the_whole_run_and_stops_after_its_first_update(tmp_path, monkeypatch: pytest.MonkeyPatch, capsys):
+    meter = tmp_path / "meter.jsonl"
+    monkeypatch.setenv("DLSCRATCH_T4_METER", str(meter))
+    model = torch.nn.Linear(5, 3)
+    batches = [(torch.randn(4, 5), torch.randint(0, 3, (4,)))] * 10
+    state = train(model, batches, torch.optim.SGD(model.parameters(), lr=0.1), steps=10, start_step=2, progress=False)
+    assert state.step == 3 and len(state.losses) == 1  # one update ran
+    (row,) = [json.loads(line) for line in meter.read_text().splitlines()]
+    flops = 2 * (2 * 4 * 5 * 3)
+    assert row["updates"] == 8 and row["flops_per_update"] == flops and row["mixed_precision"] is False
+    assert row["t4_seconds"] == pytest.approx(t4_seconds(flops, row["ops_per_update"], 8))
+    assert capsys.readouterr().out == ""  # outside a notebook nothing is printed
+    monkeypatch.delenv("DLSCRATCH_T4_METER")
+    assert train(model, batches, torch.optim.SGD(model.parameters(), lr=0.1), steps=10, progress=False).step == 10

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dlscratch.models.t5 import T5, T5Config
-from dlscratch.training.text2text import T5_SPECIALS, encode_text2text, exact_match, sentinel_ids, t5_tokenizer, train_text2text
+from dlscratch.training.text2text import T5_SPECIALS, RelativeStepLR, encode_text2text, exact_match, sentinel_ids, t5_tokenizer, train_text2text
 
 TEXT = "one two three four five six seven eight nine ten. fresh rotten! " * 20
 
@@ -49,3 +49,20 @@ def test_bad_input_is_refused(tok) -> None:  # noqa: ANN001
         encode_text2text(tok, ["a", "b"], ["c"])
     with pytest.raises(ValueError, match="steps must be a positive integer, got 0"):
         train_text2text(torch.nn.Linear(1, 1), lambda s: None, 0, 1e-3, pad_id=0)
+
+
+def test_relative_step_sets_each_tensors_rate_from_its_own_rms() -> None:
+    torch.manual_seed(0)
+    weights = [torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(1e-5 * torch.randn(5))]
+    opt = torch.optim.AdamW([{"params": [w]} for w in weights], lr=0.1)
+    sched = RelativeStepLR(opt, lambda t: 1.0 / (t + 1), min_scale=1e-3)
+    for t in range(3):
+        rms = [float(w.detach().square().mean().sqrt()) for w in weights]
+        got = [g["lr"] for g in opt.param_groups]
+        assert got == pytest.approx([0.1 / (t + 1) * max(1e-3, r) for r in rms])
+        assert got[1] == pytest.approx(0.1 / (t + 1) * 1e-3)  # a tiny tensor gets the floor
+        sum((w * torch.randn_like(w)).sum() for w in weights).backward()
+        opt.step()
+        sched.step()
+    with pytest.raises(ValueError, match="one tensor per parameter group, got groups of \\[2\\]"):
+        RelativeStepLR(torch.optim.AdamW(weights, lr=0.1), lambda t: 1.0)

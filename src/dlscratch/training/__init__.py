@@ -83,7 +83,7 @@ from .mechanics import DynamicLossScaler, accumulate_gradients, clip_grad_norm
 from .state import TrainState
 from . import parallel
 from .parallel import BucketedAllReduce, ZeRO, checkpoint_sequential, gpipe_step, init_distributed, shard_batch
-from .text2text import T5_SPECIALS, Text2TextBatch, encode_text2text, exact_match, sentinel_ids, seq2seq_loss, t5_tokenizer, train_text2text
+from .text2text import T5_SPECIALS, RelativeStepLR, Text2TextBatch, encode_text2text, exact_match, sentinel_ids, seq2seq_loss, t5_tokenizer, train_text2text
 from .bm25 import BM25, bm25_idf
 from .ivf import IVFIndex, kmeans
 from .rag import embed, encode_texts, in_batch_negatives_loss, reader_inputs, train_bi_encoder, train_reader, word_ids
@@ -154,6 +154,7 @@ __all__ = [
     "Text2TextBatch",
     "encode_text2text",
     "seq2seq_loss",
+    "RelativeStepLR",
     "train_text2text",
     "exact_match",
     "token_losses",

@@ -17,12 +17,23 @@ presets, whose updates are too short to keep a GPU busy. It is an order-of-magni
 measurement: the first update of the chapter's own run is what is counted, and the book never
 records the estimate as a result. Introduced in chapter 4, *MLP language model*, where the loop
 first prints it.
+
+**Metering a whole preset.** With ``DLSCRATCH_T4_METER`` set to a file, every run of
+:func:`~dlscratch.training.loop.train` counts its first update, appends the
+:class:`RunEstimate` of the whole run to that file (one JSON object per line) and stops after
+that one update. ``bench/t4_presets.py`` runs each chapter that way under
+``DLSCRATCH_PRESET=gpu`` on the CPU: the estimates of the training runs plus the time the rest of
+the chapter took are how the ``gpu`` presets are checked against the five minutes a Colab
+reader should wait. Never set it for a real run.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,13 +42,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..utils import preset_name
 
-__all__ = ["T4_PEAK_FLOPS", "RunEstimate", "CountingMode", "t4_seconds", "should_announce"]
+__all__ = ["T4_PEAK_FLOPS", "RunEstimate", "CountingMode", "t4_seconds", "should_announce", "meter_path", "record_estimate"]
 
 # the T4's peak rate in FLOP/s: float32 on its CUDA cores, float16 on its tensor cores
 T4_PEAK_FLOPS = {"fp32": 8.1e12, "fp16": 65e12}
 _UTILISATION = 0.4  # the fraction of peak a well-fed training step reaches
 _LAUNCH_SECONDS = 10e-6  # the cost of one dispatched operator (kernel launch and framework overhead)
 _LAST_CELL: list[Any] = [None]  # the notebook cell that last announced a run
+_METER_ENV = "DLSCRATCH_T4_METER"
 
 
 def t4_seconds(flops_per_update: float, ops_per_update: int, updates: int, precision: str = "fp32") -> float:
@@ -99,6 +111,18 @@ def should_announce() -> bool:
         return False
     _LAST_CELL[0] = cell
     return True
+
+
+def meter_path() -> Path | None:
+    r"""The file named by ``DLSCRATCH_T4_METER``, or ``None`` when runs train normally."""
+    value = os.environ.get(_METER_ENV, "").strip()
+    return Path(value) if value else None
+
+
+def record_estimate(estimate: RunEstimate, path: Path) -> None:
+    r"""Append ``estimate`` (its fields and its T4 seconds) to ``path`` as one JSON line."""
+    with path.open("a") as f:
+        f.write(json.dumps({**asdict(estimate), "t4_seconds": estimate.seconds}) + "\n")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from ..optimizers.schedules import constant, lr_lambda, step_decay, warmup_cosine
 from ..utils import progress_enabled
 from .callbacks import ProgressBar
-from .estimate import CountingMode, RunEstimate, should_announce
+from .estimate import CountingMode, RunEstimate, meter_path, record_estimate, should_announce
 from .mechanics import accumulate_gradients, clip_grad_norm
 from .state import TrainState, synchronize
 
@@ -106,6 +106,8 @@ def train(
         announce: in a notebook, print before the run its preset, the FLOPs and operators of its
             first update (counted) and the time a Colab T4 would take
             (:mod:`~dlscratch.training.estimate`); once per cell, for the cell's first run.
+            With ``DLSCRATCH_T4_METER`` set, the run instead records that estimate and stops
+            after its first update (:func:`~dlscratch.training.estimate.meter_path`).
 
     Returns:
         The final :class:`TrainState`.
@@ -132,13 +134,16 @@ def train(
     synchronize(state.device)
     t0 = state.started = time.perf_counter()
     it = iter(batches)
+    meter = meter_path()
     while state.step < steps and not state.stop:
         lr = _set_lr(optimizer, schedule, state.step)
         batch = next(it, None)
         if batch is None:
             break
         optimizer.zero_grad(set_to_none=True)
-        counting = announce and state.step == start_step and should_announce()
+        first = state.step == start_step
+        shown = first and announce and should_announce()
+        counting = shown or (first and meter is not None)
         with CountingMode() if counting else contextlib.nullcontext() as count:
             if accumulate == 1:
                 loss = forward(batch)
@@ -146,7 +151,12 @@ def train(
             else:
                 loss = accumulate_gradients(lambda *micro: forward(micro), batch, accumulate)
         if counting:
-            print(RunEstimate(steps - start_step, count.flops, count.ops, autocast is not None).line(state.device))
+            estimate = RunEstimate(steps - start_step, count.flops, count.ops, autocast is not None)
+            if shown:
+                print(estimate.line(state.device))
+            if meter is not None:
+                record_estimate(estimate, meter)
+                state.stop = True  # metering: the first update is all that runs
         if grad_clip > 0:
             clip_grad_norm(params, grad_clip)
         optimizer.step()

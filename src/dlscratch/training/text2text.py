@@ -20,9 +20,10 @@ from torch import nn
 
 from ..data.padding import pad_sequences
 from ..tokenizers.bpe import ByteBPETokenizer
+from .loop import train
 
 __all__ = ["T5_SPECIALS", "t5_tokenizer", "sentinel_ids", "Text2TextBatch", "encode_text2text",
-           "seq2seq_loss", "train_text2text", "exact_match"]
+           "seq2seq_loss", "RelativeStepLR", "train_text2text", "exact_match"]
 
 T5_SPECIALS = ("<pad>", "</s>", "<bos>")  # padding, end of sequence, the decoder's start
 
@@ -89,6 +90,33 @@ def seq2seq_loss(model: nn.Module, src: torch.Tensor, tgt_in: torch.Tensor, tgt_
     return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=pad_id)
 
 
+class RelativeStepLR(torch.optim.lr_scheduler.LRScheduler):
+    r"""Adafactor's relative step size for an optimizer with one tensor :math:`W` per group.
+
+    At update :math:`t` group :math:`W` gets :math:`\eta\, s(t) \max\bigl(\epsilon, \operatorname{RMS}(W_t)\bigr)`,
+    with :math:`\eta` the group's base rate, ``schedule`` :math:`s` and :math:`\epsilon` = ``min_scale``.
+    Stepped after every update, so the rate of update :math:`t` is set from the weights it updates.
+
+    Raises:
+        ValueError: if a group holds more than one tensor.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, schedule: Callable[[int], float], min_scale: float = 1e-3) -> None:
+        sizes = [len(g["params"]) for g in optimizer.param_groups]
+        if any(n != 1 for n in sizes):
+            raise ValueError(f"RelativeStepLR needs one tensor per parameter group, got groups of {sizes}")
+        self.schedule, self.min_scale = schedule, min_scale
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        weights = [g["params"][0] for g in self.optimizer.param_groups]
+        with torch.no_grad():
+            norms = torch.stack(torch._foreach_norm(weights)).tolist()  # one transfer for all tensors
+        scale = self.schedule(self.last_epoch)
+        return [base * scale * max(self.min_scale, norm / w.numel() ** 0.5)  # eta s(t) max(eps, RMS(W))
+                for base, w, norm in zip(self.base_lrs, weights, norms)]
+
+
 def train_text2text(model: nn.Module, batch_at: Callable[[int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]], steps: int,
                     lr: float, *, pad_id: int, warmup: int = 30, clip: float = 1.0, min_scale: float = 1e-3) -> list[float]:
     r"""AdamW with Adafactor's relative step size, linear warm-up and cosine decay to 10 %.
@@ -100,9 +128,10 @@ def train_text2text(model: nn.Module, batch_at: Callable[[int], tuple[torch.Tens
 
         \eta_W(t) = \eta\, s(t) \max\bigl(\epsilon, \operatorname{RMS}(W_t)\bigr)
 
-    with the schedule :math:`s(t)` and :math:`\epsilon` = ``min_scale``: T5's embedding, drawn
-    with standard deviation 1, moves as fast, relative to its size, as a :math:`W_Q` drawn
-    :math:`\sqrt{C\, d_{kv}}` times smaller. ``batch_at(step)`` gives ``(src, tgt_in, tgt_out)``.
+    with the schedule :math:`s(t)` and :math:`\epsilon` = ``min_scale`` (:class:`RelativeStepLR`):
+    T5's embedding, drawn with standard deviation 1, moves as fast, relative to its size, as a
+    :math:`W_Q` drawn :math:`\sqrt{C\, d_{kv}}` times smaller. ``batch_at(step)`` gives
+    ``(src, tgt_in, tgt_out)``; the updates run through :func:`~dlscratch.training.loop.train`.
 
     Returns:
         The training loss of every step.
@@ -121,21 +150,10 @@ def train_text2text(model: nn.Module, batch_at: Callable[[int], tuple[torch.Tens
         progress = (step - warmup) / max(1, steps - warmup)
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
-    model.train()
-    losses = []
-    for step in range(steps):
-        loss = seq2seq_loss(model, *batch_at(step), pad_id=pad_id)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(params, clip)
-        with torch.no_grad():
-            norms = torch.stack(torch._foreach_norm(params)).tolist()  # one transfer for all tensors
-        for group, p, norm in zip(opt.param_groups, params, norms):
-            group["lr"] = lr * schedule(step) * max(min_scale, norm / p.numel() ** 0.5)  # eta s(t) max(eps, RMS(W))
-        opt.step()
-        losses.append(loss.item())
+    state = train(model, map(batch_at, range(steps)), opt, RelativeStepLR(opt, schedule, min_scale), steps=steps,
+                  loss_fn=lambda m, b: seq2seq_loss(m, *b, pad_id=pad_id), params=params, grad_clip=clip)
     model.eval()
-    return losses
+    return torch.stack(state.losses).tolist()
 
 
 def exact_match(model: nn.Module, tok: ByteBPETokenizer, data: Text2TextBatch, outputs: Sequence[str], *, max_len: int,
