@@ -5,8 +5,8 @@
    exists next to its chapter and is a valid notebook.
 2. **Simulated Colab.** Exported notebooks run top to bottom in a fresh virtual environment
    that has what Colab preinstalls (PyTorch, Jupyter, scikit-learn, pandas, transformers) but not
-   ``dlscratch``: chapter 1 and the heaviest chapter by default, every chapter with ``--colab-all``
-   (``make check-colab``). A stub ``google.colab`` module is imported
+   ``dlscratch``: chapter 1, chapter 21 and the chapter this build executed slowest by default,
+   every chapter with ``--colab-all`` (``make check-colab``). A stub ``google.colab`` module is imported
    at start-up, as in Colab, so the notebook's first cell installs the package; git is told to
    fetch the repository URL from this checkout's committed HEAD, so nothing but that cell provides
    ``dlscratch``.
@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from booktools import ROOT, chapter_paths, colab_branch, repo_url  # noqa: E402
 
 HTML = ROOT / "_build" / "html"
-# the notebooks CI runs in the simulated Colab: the first chapter and the heaviest one (LLaMA:
-# training, transformers, the Hugging Face export)
+# the notebooks CI runs in the simulated Colab: the first chapter, LLaMA (training, transformers,
+# the Hugging Face export) and the chapter this build executed slowest (heaviest_chapter)
 SIM_NOTEBOOKS = ["book/part1_foundations/ch01_pytorch_essentials.ipynb", "book/part5_modern/ch21_llama.ipynb"]
 # what the simulated Colab runtime has preinstalled (Colab ships these; dlscratch it does not)
 SIM_PACKAGES = ["torch==2.13.0", "numpy", "matplotlib", "tqdm", "ipykernel", "nbclient", "nbformat", "pyyaml",
@@ -227,6 +227,22 @@ def check_downloads() -> list[str]:
     return errors
 
 
+def heaviest_chapter() -> str | None:
+    r"""The exported notebook of the chapter whose execution took longest in this build's cache."""
+    try:
+        from jupyter_cache import get_cache
+
+        records = get_cache(str(ROOT / "_build" / ".jupyter_cache")).list_cache_records()
+    except Exception:  # noqa: BLE001 (no cache: a build without execution)
+        return None
+    timed = [(r.data.get("execution_seconds", 0.0), Path(r.uri)) for r in records]
+    chapters = [(t, p) for t, p in timed if p.name.startswith("ch") and p.is_relative_to(ROOT)]
+    if not chapters:
+        return None
+    _, slowest = max(chapters)
+    return str(slowest.relative_to(ROOT).with_suffix(".ipynb"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="checks on the built site")
     runs = parser.add_mutually_exclusive_group()
@@ -241,7 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_browser:
         errors += check_rendering()
     if not args.skip_colab_run:
-        notebooks = [str(p.relative_to(ROOT).with_suffix(".ipynb")) for p in chapter_paths()] if args.colab_all else SIM_NOTEBOOKS
+        if args.colab_all:
+            notebooks = [str(p.relative_to(ROOT).with_suffix(".ipynb")) for p in chapter_paths()]
+        else:
+            notebooks = list(dict.fromkeys([*SIM_NOTEBOOKS, heaviest_chapter() or SIM_NOTEBOOKS[-1]]))
         for notebook in notebooks:
             errors += simulate_colab(notebook)
     for e in errors:

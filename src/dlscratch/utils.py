@@ -14,7 +14,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-__all__ = ["device", "seed_everything", "PRESETS", "preset_name", "pick_preset", "in_ci", "progress_enabled"]
+__all__ = ["device", "seed_everything", "PRESETS", "preset_name", "pick_preset", "mixed_precision_dtype", "in_ci", "progress_enabled"]
 
 T = TypeVar("T")
 
@@ -115,6 +115,22 @@ def pick_preset(cpu: T, gpu: T, dev: torch.device | None = None, reference: T | 
     if name == "reference":
         return gpu if reference is None else reference
     return gpu if name == "gpu" else cpu
+
+
+def mixed_precision_dtype(dev: torch.device | None = None) -> torch.dtype:
+    r"""The autocast dtype for mixed-precision training on ``dev``.
+
+    ``torch.bfloat16`` where the device computes it natively: a CPU, or a CUDA GPU from compute
+    capability 8.0 (Ampere) on. Older GPUs (a Colab T4 is 7.5) get ``torch.float16``, whose
+    tensor cores they have, and :func:`~dlscratch.training.loop.train` then scales the loss.
+
+    Args:
+        dev: the device to decide for; :func:`device` when omitted.
+    """
+    dev = device() if dev is None else dev
+    if dev.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        return torch.float16
+    return torch.bfloat16
 
 
 def in_ci() -> bool:

@@ -201,3 +201,26 @@ def test_evaluate_stop_at_ends_the_run_at_the_target_and_times_training_alone() 
     opt = torch.optim.Adam(other.parameters(), lr=3e-2)
     state = train(other, random_examples(X, Y, 64, seed=0), opt, steps=20, callbacks=[never], progress=False)
     assert not never.reached and state.step == 20
+
+
+def test_float16_autocast_scales_the_loss_and_skips_an_overflowing_update():
+    from dlscratch.utils import mixed_precision_dtype
+
+    assert mixed_precision_dtype(torch.device("cpu")) == torch.bfloat16
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 8), torch.randint(0, 3, (64,))
+    ref, amp = torch.nn.Linear(8, 3), torch.nn.Linear(8, 3)
+    amp.load_state_dict(ref.state_dict())
+    for model, dtype in ((ref, None), (amp, torch.float16)):
+        train(model, [(x, y)] * 5, torch.optim.SGD(model.parameters(), lr=0.1), steps=5, grad_clip=1.0, autocast=dtype,
+              progress=False, announce=False)
+    # unscaled before clipping: the float16 run takes the same steps as the float32 one, to float16 precision
+    torch.testing.assert_close(amp.weight, ref.weight, atol=5e-3, rtol=0)
+
+    def exploding(model, batch):  # a loss whose scaled gradient overflows float16
+        return 1e35 * torch.nn.functional.cross_entropy(model(batch[0]), batch[1])
+
+    before = amp.weight.detach().clone()
+    state = train(amp, [(x, y)], torch.optim.SGD(amp.parameters(), lr=0.1), steps=1, loss_fn=exploding,
+                  autocast=torch.float16, progress=False, announce=False)
+    assert state.step == 1 and torch.equal(amp.weight, before)  # the overflowing update was skipped

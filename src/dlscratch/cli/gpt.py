@@ -29,8 +29,8 @@ FAMILY = Family(
     title="GPT (chapter 17)",
     model_class=GPT,
     config_class=GPTConfig,
-    presets={"cpu": "cpu", "gpu": "gpu", "reference-cpu": "reference_cpu"},
-    train_presets={"cpu": "cpu", "gpu": "gpu", "reference-cpu": "reference_cpu"},
+    presets={"cpu": "cpu", "gpu": "gpu", "reference": "gpu", "reference-cpu": "reference_cpu"},
+    train_presets={"cpu": "cpu", "gpu": "gpu", "reference": "reference", "reference-cpu": "reference_cpu"},
     model_flags=("block_size", "n_layer", "n_head", "n_embd", "dropout"),
 )
 

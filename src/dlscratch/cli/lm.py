@@ -220,7 +220,7 @@ def build_parser(family: Family) -> argparse.ArgumentParser:
     tr.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     tr.add_argument("--kernels", choices=("fused", "written"), default="fused",
                     help="PyTorch's fused attention and norm kernels, or the written-out ones (same maths)")
-    tr.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: the preset's)")
+    tr.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="mixed precision: bf16 autocast, or fp16 with loss scaling on a GPU without bf16 (default: the preset's)")
     for name in family.model_flags + TRAIN_FLAGS:
         kind = float if name in FLOAT_FLAGS else int
         tr.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=f"override the preset's {name}")

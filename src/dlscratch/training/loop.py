@@ -30,7 +30,7 @@ from ..optimizers.schedules import constant, lr_lambda, step_decay, warmup_cosin
 from ..utils import progress_enabled
 from .callbacks import ProgressBar
 from .estimate import CountingMode, RunEstimate, meter_path, record_estimate, should_announce
-from .mechanics import accumulate_gradients, clip_grad_norm
+from .mechanics import DynamicLossScaler, accumulate_gradients, clip_grad_norm
 from .state import TrainState, synchronize
 
 __all__ = ["Schedule", "train", "trainable_parameters", "random_examples", "part2_schedule", "train_lm"]
@@ -99,7 +99,10 @@ def train(
         start_step: updates already done (resuming); the schedule continues from it.
         grad_clip: global gradient-norm threshold, 0 for none.
         accumulate: micro-batches per update; ``batch`` must then be a tuple of tensors.
-        autocast: e.g. ``torch.bfloat16`` for mixed precision, ``None`` for full precision.
+        autocast: e.g. ``torch.bfloat16`` for mixed precision, ``None`` for full precision
+            (:func:`~dlscratch.utils.mixed_precision_dtype` picks the device's). With
+            ``torch.float16`` the loss is scaled (:class:`~dlscratch.training.mechanics.DynamicLossScaler`):
+            gradients are unscaled before clipping, and an update whose gradients overflow is skipped.
         callbacks: objects with ``on_step(state)`` and ``on_end(state)``
             (:class:`~dlscratch.training.callbacks.Callback`).
         progress: draw a progress bar when :func:`~dlscratch.utils.progress_enabled`.
@@ -135,6 +138,9 @@ def train(
     t0 = state.started = time.perf_counter()
     it = iter(batches)
     meter = meter_path()
+    scaler = DynamicLossScaler() if autocast == torch.float16 else None  # float16 gradients underflow without it
+    scaled = (lambda loss: loss) if scaler is None else scaler.scale_loss
+    stepped = [p for group in optimizer.param_groups for p in group["params"]] if scaler is not None else []
     while state.step < steps and not state.stop:
         lr = _set_lr(optimizer, schedule, state.step)
         batch = next(it, None)
@@ -147,9 +153,10 @@ def train(
         with CountingMode() if counting else contextlib.nullcontext() as count:
             if accumulate == 1:
                 loss = forward(batch)
-                loss.backward()
+                scaled(loss).backward()
             else:
-                loss = accumulate_gradients(lambda *micro: forward(micro), batch, accumulate)
+                loss = accumulate_gradients(lambda *micro: scaled(forward(micro)), batch, accumulate)
+                loss = loss if scaler is None else loss / scaler.scale
         if counting:
             estimate = RunEstimate(steps - start_step, count.flops, count.ops, autocast is not None)
             if shown:
@@ -157,9 +164,13 @@ def train(
             if meter is not None:
                 record_estimate(estimate, meter)
                 state.stop = True  # metering: the first update is all that runs
-        if grad_clip > 0:
+        overflow = scaler is not None and scaler.unscale_(stepped)
+        if grad_clip > 0 and not overflow:
             clip_grad_norm(params, grad_clip)
-        optimizer.step()
+        if not overflow:
+            optimizer.step()
+        if scaler is not None:
+            scaler.update(overflow)
         if isinstance(schedule, torch.optim.lr_scheduler.LRScheduler):
             schedule.step()
         state.losses.append(loss.detach())

@@ -127,12 +127,11 @@ class DynamicLossScaler:
 
     def unscale_(self, parameters: Iterable[torch.Tensor]) -> bool:
         r"""Divide every ``.grad`` by :math:`S` in place; return whether any is non-finite."""
-        found_inf = False
-        for p in parameters:
-            if p.grad is not None:
-                p.grad.div_(self.scale)
-                found_inf = found_inf or not bool(torch.isfinite(p.grad).all())
-        return found_inf
+        grads = [p.grad for p in parameters if p.grad is not None]
+        if not grads:
+            return False
+        torch._foreach_div_(grads, self.scale)
+        return not bool(torch.stack([g.isfinite().all() for g in grads]).all())  # one device sync for all
 
     def update(self, found_inf: bool) -> None:
         r"""Back off after an overflow, grow after ``growth_interval`` clean steps."""
