@@ -120,9 +120,10 @@ def pick_preset(cpu: T, gpu: T, dev: torch.device | None = None, reference: T | 
 def mixed_precision_dtype(dev: torch.device | None = None) -> torch.dtype:
     r"""The autocast dtype for mixed-precision training on ``dev``.
 
-    ``torch.bfloat16`` where the device computes it natively: a CPU, or a CUDA GPU from compute
-    capability 8.0 (Ampere) on. Older GPUs (a Colab T4 is 7.5) get ``torch.float16``, whose
-    tensor cores they have, and :func:`~dlscratch.training.loop.train` then scales the loss.
+    ``torch.bfloat16`` on a CPU (whether it is faster there depends on the CPU; chapter 7
+    measures it) and on a CUDA GPU with bfloat16 tensor cores (compute capability 8.0, Ampere,
+    and later). Older GPUs (a Colab T4 is 7.5) get ``torch.float16``, whose tensor cores they
+    have, and :func:`~dlscratch.training.loop.train` then scales the loss.
 
     Args:
         dev: the device to decide for; :func:`device` when omitted.
