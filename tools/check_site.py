@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import functools
 import http.server
+import json
 import os
 import re
 import shutil
@@ -228,19 +229,18 @@ def check_downloads() -> list[str]:
 
 
 def heaviest_chapter() -> str | None:
-    r"""The exported notebook of the chapter whose execution took longest in this build's cache."""
-    try:
-        from jupyter_cache import get_cache
+    r"""The exported notebook of the chapter that took longest to execute in this build.
 
-        records = get_cache(str(ROOT / "_build" / ".jupyter_cache")).list_cache_records()
-    except Exception:  # noqa: BLE001 (no cache: a build without execution)
+    Reads the seconds that ``_build/results.json`` records per chapter (what
+    ``tools/report_build.py`` prints); ``None`` when the build recorded none.
+    """
+    path = ROOT / "_build" / "results.json"
+    if not path.is_file():
         return None
-    timed = [(r.data.get("execution_seconds", 0.0), Path(r.uri)) for r in records]
-    chapters = [(t, p) for t, p in timed if p.name.startswith("ch") and p.is_relative_to(ROOT)]
-    if not chapters:
-        return None
-    _, slowest = max(chapters)
-    return str(slowest.relative_to(ROOT).with_suffix(".ipynb"))
+    seconds = json.loads(path.read_text(encoding="utf-8")).get("chapters", {})
+    docs = {str(p.relative_to(ROOT).with_suffix("")) for p in chapter_paths()}
+    timed = [(float(info["seconds"]), doc) for doc, info in seconds.items() if doc in docs and info.get("seconds") is not None]
+    return f"{max(timed)[1]}.ipynb" if timed else None
 
 
 def main(argv: list[str] | None = None) -> int:
