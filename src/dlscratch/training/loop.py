@@ -165,9 +165,9 @@ def train(
                 record_estimate(estimate, meter)
                 state.stop = True  # metering: the first update is all that runs
         overflow = scaler is not None and scaler.unscale_(stepped)
-        if grad_clip > 0 and not overflow:
-            clip_grad_norm(params, grad_clip)
-        if not overflow:
+        if not overflow:  # a float16 update whose gradients overflowed is skipped
+            if grad_clip > 0:
+                clip_grad_norm(params, grad_clip)
             optimizer.step()
         if scaler is not None:
             scaler.update(overflow)
